@@ -1,0 +1,11 @@
+"""ddpm_lite: a small DDPM whose code mirrors the derivation in *Diffusion, Derived*.
+
+Timesteps follow the paper (t = 1..T); schedule arrays have length T + 1 so that
+index t is timestep t.  See ``book/notation.md``.
+"""
+
+from .diffusion import GaussianDiffusion
+from .schedule import NoiseSchedule
+
+__all__ = ["GaussianDiffusion", "NoiseSchedule"]
+__version__ = "0.1.0"
