@@ -438,10 +438,10 @@ class GaussianDiffusion:
         ``decoder`` (float, = vb[0]) and ``per_sample`` (float64 tensor (N,), each
         sample's whole bound).  Put the model in eval mode first.
         """
-        self._check_x(x0, finite=True)
-        self._check_on_grid(x0)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}.")
+        self._check_x(x0, finite=True)
+        self._check_on_grid(x0)
         n_total, T = x0.shape[0], self.T
         num_dims = int(np.prod(x0.shape[1:]))
         per_sample = (self.prior_kl(x0).double().cpu() / (num_dims * LN2))
