@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["timestep_embedding", "TimeEmbedding", "MLPDenoiser", "UNet", "count_parameters"]
+__all__ = ["timestep_embedding", "TimeEmbedding", "MLPDenoiser", "UNet", "count_parameters", "build_model", "default_model"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -286,3 +286,28 @@ def build_model(config: dict) -> nn.Module:
         cfg["attention_resolutions"] = tuple(cfg["attention_resolutions"])
         return UNet(**cfg)
     raise ValueError(f"model config kind must be 'mlp' or 'unet', got {kind!r}.")
+
+
+def default_model(data_shape: tuple[int, ...], T: int = 1000) -> nn.Module:
+    """The model the CLI and the benchmarks use for data of shape (N, ...) — one recipe, one place.
+
+    * points (N, d): :class:`MLPDenoiser` with 3 blocks of 128;
+    * 8×8 images (and anything up to 15 px): :class:`UNet` with the defaults (99 329 params for gray);
+    * 16×16 … 31 px: ``base_channels=32, channel_mult=(1, 2)``, attention at H/2;
+    * 32 px and up: ``base_channels=64, channel_mult=(1, 2, 2)``, attention at H/4.
+    Image sides must be divisible by 2^(levels − 1).
+    """
+    shape = tuple(int(s) for s in data_shape)
+    if len(shape) == 2:
+        return MLPDenoiser(dim=shape[1], T=T)
+    if len(shape) != 4:
+        raise ValueError(f"data must have shape (N, d) for points or (N, C, H, W) for images, got {shape}.")
+    c, h, w = shape[1:]
+    side = min(h, w)
+    if side < 16:
+        return UNet(in_channels=c, image_size=(h, w), T=T)
+    if side < 32:
+        return UNet(in_channels=c, image_size=(h, w), base_channels=32, channel_mult=(1, 2),
+                    attention_resolutions=(h // 2,), T=T)
+    return UNet(in_channels=c, image_size=(h, w), base_channels=64, channel_mult=(1, 2, 2),
+                attention_resolutions=(h // 4,), T=T)
