@@ -152,7 +152,8 @@ class GaussianDiffusion:
         if self.num_levels is None:
             return
         k = self.num_levels - 1
-        levels = (x0.detach().double() + 1.0) * (k / 2.0)
+        # float32 resolves 1/(K−1) spacing to ~1e-5 for any K we use, and exists on every device (MPS has no float64).
+        levels = (x0.detach().float() + 1.0) * (k / 2.0)
         off = (levels - levels.round()).abs().max() if x0.numel() else torch.tensor(0.0)
         lo, hi = (float(levels.min()), float(levels.max())) if x0.numel() else (0.0, 0.0)
         if lo < -1e-3 or hi > k + 1e-3 or float(off) > 1e-3:
@@ -444,7 +445,7 @@ class GaussianDiffusion:
         self._check_on_grid(x0)
         n_total, T = x0.shape[0], self.T
         num_dims = int(np.prod(x0.shape[1:]))
-        per_sample = (self.prior_kl(x0).double().cpu() / (num_dims * LN2))
+        per_sample = self.prior_kl(x0).cpu().double() / (num_dims * LN2)
         prior = float(per_sample.mean())
         vb_sum = torch.zeros(T + 1, dtype=torch.float64)
         chunk = min(n_total, batch_size)
@@ -459,7 +460,7 @@ class GaussianDiffusion:
                 noise = sampling.randn(x_rep.shape, generator, x0.device, x0.dtype)
                 xt = self._q_sample(x_rep, rows, noise)
                 eps = self._eps(eps_model, xt, rows)
-                terms = self._vb_terms_bpd(x_rep, xt, rows, eps).double().cpu().view(len(ts), n)
+                terms = self._vb_terms_bpd(x_rep, xt, rows, eps).cpu().double().view(len(ts), n)
                 vb_sum[t_lo:t_lo + len(ts)] += terms.sum(1)
                 per_sample[start:start + n] += terms.sum(0)
         vb = vb_sum[1:] / n_total

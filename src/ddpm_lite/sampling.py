@@ -124,7 +124,8 @@ def ancestral_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape:
     clip_x0:
         Clamp x̂_0 to [−1, 1] each step and step to μ̃_t(x_t, x̂_0) (images only).
 
-    Runs under ``torch.inference_mode``; put the model in eval mode first.
+    Runs under ``torch.inference_mode``; put the model in eval mode first.  The result is
+    an inference tensor: ``.clone()`` it before using it where autograd records.
     """
     shape = _check_call(eps_model, shape, generator)
     if trajectory_every is not None and (isinstance(trajectory_every, bool) or not isinstance(trajectory_every, (int, np.integer))
