@@ -1,8 +1,10 @@
-"""GaussianDiffusion: the forward process q, the reverse process p_θ, and the bound.
+"""GaussianDiffusion: the reverse process p_θ, the training losses and the bound.
 
 One method per equation of the book; the docstring of each names the equation label
 it implements.  Timesteps are the paper's t = 1..T, given as integer tensors of
-shape (batch,).  The samplers live in :mod:`ddpm_lite.sampling`; the methods
+shape (batch,).  The forward process q (q_sample, the posterior, x_0 ↔ ε, L_T) is
+inherited from :class:`ddpm_lite.forward.ForwardProcess`.  The samplers live in
+:mod:`ddpm_lite.sampling`; the methods
 :meth:`GaussianDiffusion.sample` and :meth:`GaussianDiffusion.ddim_sample` call them.
 
 The ε-model protocol used throughout::
@@ -21,7 +23,8 @@ import numpy as np
 import torch
 
 from . import sampling
-from .gaussian import LN2, discretized_gaussian_log_likelihood, nats_to_bits_per_dim, normal_kl
+from .forward import ForwardProcess
+from .gaussian import LN2, discretized_gaussian_log_likelihood, normal_kl
 from .schedule import NoiseSchedule
 
 __all__ = ["GaussianDiffusion", "EpsModel", "VARIANCE_KINDS", "LOSS_KINDS"]
@@ -38,8 +41,8 @@ LOSS_KINDS = ("simple", "vb", "hybrid")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class GaussianDiffusion:
-    """The DDPM forward and reverse processes over a fixed :class:`NoiseSchedule`.
+class GaussianDiffusion(ForwardProcess):
+    """The DDPM reverse process, its losses and samplers, over a fixed :class:`NoiseSchedule`.
 
     Parameters
     ----------
@@ -66,18 +69,14 @@ class GaussianDiffusion:
     """
 
     def __init__(self, schedule: NoiseSchedule, *, variance: str = "beta", num_levels: int | None = 256) -> None:
-        if not isinstance(schedule, NoiseSchedule):
-            raise ValueError(f"schedule must be a ddpm_lite.NoiseSchedule, got {type(schedule).__name__}.")
+        super().__init__(schedule)
         if variance not in VARIANCE_KINDS:
             raise ValueError(f"variance must be one of {VARIANCE_KINDS}, got variance={variance!r}.")
         if num_levels is not None and (isinstance(num_levels, bool) or not isinstance(num_levels, (int, np.integer))
                                        or num_levels < 2):
             raise ValueError(f"num_levels must be an integer ≥ 2 or None (continuous data), got num_levels={num_levels!r}.")
-        self.schedule = schedule
-        self.T = schedule.T
         self.variance = variance
         self.num_levels = None if num_levels is None else int(num_levels)
-        self._tables: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
         self._build_reverse_constants()
 
     def _build_reverse_constants(self) -> None:
@@ -90,63 +89,15 @@ class GaussianDiffusion:
             var = np.exp(s.posterior_log_variance_clipped)
         self.model_variance = var
         self.model_log_variance = np.log(var)
-        # x̂_0 = √(1/ᾱ_t) x_t − √(1/ᾱ_t − 1) ε  (eq. ``predict-x0``); 1/ᾱ_t − 1 = (1 − ᾱ_t)/ᾱ_t without cancellation.
-        self.sqrt_recip_alpha_bars = 1.0 / s.sqrt_alpha_bars
-        self.sqrt_recipm1_alpha_bars = np.sqrt(s.one_minus_alpha_bars / s.alpha_bars)
         # μ_θ = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε_θ)  (eq. ``eps-mean``).
         self.recip_sqrt_alphas = 1.0 / s.sqrt_alphas
         denom = s.sqrt_one_minus_alpha_bars.copy()
         denom[0] = 1.0
         self.eps_coef = s.betas / denom  # β_t/√(1 − ᾱ_t); 0 at index 0
-        for name in ("model_variance", "model_log_variance", "sqrt_recip_alpha_bars",
-                     "sqrt_recipm1_alpha_bars", "recip_sqrt_alphas", "eps_coef"):
+        for name in ("model_variance", "model_log_variance", "recip_sqrt_alphas", "eps_coef"):
             getattr(self, name).setflags(write=False)
 
-    def _table(self, name: str) -> np.ndarray:
-        arr = getattr(self, name, None)
-        return arr if isinstance(arr, np.ndarray) else getattr(self.schedule, name)
-
-    def _coef(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """Table ``name`` at ``t``, cast to ``like``'s dtype/device, shaped to broadcast against it.
-
-        Tables are looked up on the diffusion first, then on the schedule.  Each is cast
-        once per (device, dtype) and cached, so a training step does not copy T + 1
-        constants to the accelerator every time.
-        """
-        key = (name, like.device, like.dtype)
-        table = self._tables.get(key)
-        if table is None:
-            arr = np.ascontiguousarray(self._table(name))
-            table = self._tables[key] = torch.tensor(arr, dtype=like.dtype).to(like.device)
-        return table[t.to(like.device)].reshape(t.shape[0], *([1] * (like.dim() - 1)))
-
     # ------------------------------------------------------------------ checks
-    def _check_x(self, x: torch.Tensor, name: str = "x0", finite: bool = False) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-        if not torch.is_floating_point(x):
-            raise ValueError(f"{name} must be a floating tensor, got dtype {x.dtype}; convert with .float().")
-        if x.dim() < 2:
-            raise ValueError(f"{name} must have a batch dimension first, shape (batch, ...), got shape {tuple(x.shape)}.")
-        if finite and not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} contains NaN or inf; clean or drop those samples first.")
-
-    def _check_t(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(t, torch.Tensor):
-            t = torch.as_tensor(t)
-        if t.dim() == 0:
-            t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0],):
-            raise ValueError(f"t must have shape (batch,) = ({x.shape[0]},), got {tuple(t.shape)}.")
-        self.schedule.check_t(t)
-        return t.long().to(x.device)
-
-    def _check_same_shape(self, a: torch.Tensor, like: torch.Tensor, name: str, like_name: str = "x0") -> None:
-        if not isinstance(a, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(a).__name__}.")
-        if a.shape != like.shape:
-            raise ValueError(f"{name} must have the shape of {like_name} {tuple(like.shape)}, got {tuple(a.shape)}.")
-
     def _check_on_grid(self, x0: torch.Tensor) -> None:
         """The discretized decoder needs x_0 on the K-level grid of ``num_levels``."""
         if self.num_levels is None:
@@ -174,101 +125,6 @@ class GaussianDiffusion:
         """t ~ Uniform{1..T}, drawn on the generator's device so a seed means the same on any device."""
         gen_device = generator.device if generator is not None else device
         return torch.randint(1, self.T + 1, (batch,), generator=generator, device=gen_device).to(device)
-
-    # ------------------------------------------------------------------ forward process
-    def q_step_sample(self, x_prev: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-        """One forward step x_t ~ q(x_t | x_{t−1}) = N(√α_t x_{t−1}, β_t I) (eq. ``forward-step``)."""
-        self._check_x(x_prev, "x_prev")
-        t = self._check_t(t, x_prev)
-        if noise is None:
-            noise = sampling.randn(x_prev.shape, generator, x_prev.device, x_prev.dtype)
-        return self._coef("sqrt_alphas", t, x_prev) * x_prev + self._coef("sqrt_betas", t, x_prev) * noise
-
-    def q_mean_variance(self, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean √ᾱ_t x_0 and variance (1 − ᾱ_t) of q(x_t | x_0) (eq. ``closed-form-marginal``)."""
-        self._check_x(x0)
-        t = self._check_t(t, x0)
-        mean = self._coef("sqrt_alpha_bars", t, x0) * x0
-        var = self._coef("one_minus_alpha_bars", t, x0).expand_as(x0)
-        return mean, var
-
-    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε in one shot (eq. ``reparam-xt``)."""
-        self._check_x(x0)
-        t = self._check_t(t, x0)
-        if noise is None:
-            noise = sampling.randn(x0.shape, generator, x0.device, x0.dtype)
-        else:
-            self._check_same_shape(noise, x0, "noise")
-        return self._q_sample(x0, t, noise)
-
-    def _q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return self._coef("sqrt_alpha_bars", t, x0) * x0 + self._coef("sqrt_one_minus_alpha_bars", t, x0) * noise
-
-    def q_sample_iterative(self, x0: torch.Tensor, t_max: int, keep: list[int] | None = None,
-                           generator: torch.Generator | None = None) -> dict[int, torch.Tensor]:
-        """Run the chain x_0 → x_1 → … → x_{t_max} one transition at a time.
-
-        Returns {t: x_t} for every t in ``keep`` (default: only ``t_max``); memory is
-        bounded by the number of kept steps, not by ``t_max``.
-        """
-        self._check_x(x0)
-        if not (1 <= int(t_max) <= self.T):
-            raise ValueError(f"t_max must lie in 1..T (T={self.T}), got {t_max}.")
-        keep_set = {int(t_max)} if keep is None else {int(k) for k in keep}
-        if any(k < 0 or k > t_max for k in keep_set):
-            raise ValueError(f"every kept step must lie in 0..t_max={t_max}, got {sorted(keep_set)}.")
-        out = {0: x0.clone()} if 0 in keep_set else {}
-        x = x0
-        for t in range(1, int(t_max) + 1):
-            x = self.q_step_sample(x, torch.full((x0.shape[0],), t, device=x0.device), generator=generator)
-            if t in keep_set:
-                out[t] = x.clone()
-        return out
-
-    # ------------------------------------------------------------------ forward posterior
-    def q_posterior_mean_variance(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor
-                                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """μ̃_t(x_t, x_0), β̃_t and log β̃_t of q(x_{t−1} | x_t, x_0) (eqs. ``posterior-mean``, ``posterior-variance``).
-
-        μ̃_t = √ᾱ_{t−1} β_t/(1 − ᾱ_t) · x_0 + √α_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) · x_t.
-
-        At t = 1 the posterior is a point mass: μ̃_1 = x_0 and β̃_1 = 0 exactly.  The
-        returned variance is that 0, but log β̃_1 = −∞ is replaced by log β̃_2
-        (``schedule.posterior_log_variance_clipped``) so that KLs built from it stay
-        finite; the bound never uses the t = 1 KL (L_0 is the decoder term instead).
-        Variances are returned broadcast (not copied) to the shape of ``xt``.
-        """
-        self._check_x(x0)
-        self._check_x(xt, "xt")
-        self._check_same_shape(xt, x0, "xt")
-        t = self._check_t(t, x0)
-        return self._q_posterior(x0, xt, t)
-
-    def _q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor):
-        mean = self._coef("posterior_mean_coef_x0", t, xt) * x0 + self._coef("posterior_mean_coef_xt", t, xt) * xt
-        var = self._coef("posterior_variance", t, xt).expand_as(xt)
-        log_var = self._coef("posterior_log_variance_clipped", t, xt).expand_as(xt)
-        return mean, var, log_var
-
-    # ------------------------------------------------------------------ ε ↔ x_0
-    def predict_x0_from_eps(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """x̂_0 = (x_t − √(1 − ᾱ_t) ε)/√ᾱ_t, the reparameterization solved for x_0 (eq. ``predict-x0``)."""
-        self._check_x(xt, "xt")
-        self._check_same_shape(eps, xt, "eps", "xt")
-        return self._predict_x0(xt, self._check_t(t, xt), eps)
-
-    def _predict_x0(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return self._coef("sqrt_recip_alpha_bars", t, xt) * xt - self._coef("sqrt_recipm1_alpha_bars", t, xt) * eps
-
-    def predict_eps_from_x0(self, xt: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """ε = (x_t − √ᾱ_t x_0)/√(1 − ᾱ_t), the inverse of :meth:`predict_x0_from_eps`."""
-        self._check_x(xt, "xt")
-        self._check_same_shape(x0, xt, "x0", "xt")
-        t = self._check_t(t, xt)
-        return (xt - self._coef("sqrt_alpha_bars", t, xt) * x0) / self._coef("sqrt_one_minus_alpha_bars", t, xt)
 
     # ------------------------------------------------------------------ reverse process
     def p_mean_variance(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor, clip_x0: bool = False
@@ -411,20 +267,7 @@ class GaussianDiffusion:
         """
         return self.training_losses(eps_model, x0, "vb", t=t, noise=noise, generator=generator)["loss"]
 
-    # ------------------------------------------------------------------ L_T and the whole bound
-    def prior_kl(self, x0: torch.Tensor) -> torch.Tensor:
-        """L_T = KL(q(x_T | x_0) ‖ N(0, I)) per sample, summed over dimensions, in nats (eq. ``LT``)."""
-        self._check_x(x0)
-        t = torch.full((x0.shape[0],), self.T, device=x0.device, dtype=torch.long)
-        mean, var = self.q_mean_variance(x0, t)
-        kl = normal_kl(mean, torch.log(var), 0.0, 0.0)
-        return kl.flatten(1).sum(1)
-
-    def prior_bpd(self, x0: torch.Tensor) -> float:
-        """L_T averaged over the batch, in bits per dimension."""
-        num_dims = int(np.prod(x0.shape[1:]))
-        return float(nats_to_bits_per_dim(self.prior_kl(x0).mean(), num_dims))
-
+    # ------------------------------------------------------------------ the whole bound
     @torch.no_grad()
     def bits_per_dim(self, eps_model: EpsModel, x0: torch.Tensor, batch_size: int = 4096,
                      generator: torch.Generator | None = None) -> dict:
