@@ -86,3 +86,27 @@ def test_timestep_embedding_properties():
     assert odd.shape == (5, 7) and torch.equal(odd[:, -1], torch.zeros(5))
     with pytest.raises(ValueError, match="dim"):
         timestep_embedding(t, 1, T)
+
+
+@pytest.mark.parametrize("make", [lambda: MLPDenoiser(hidden=16, depth=2, T=30),
+                                  lambda: UNet(base_channels=8, T=30)])
+def test_inference_cache_matches_and_follows_weight_updates(make):
+    torch.manual_seed(0)
+    model = make()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1 and not p.any():
+                p.normal_(0.0, 0.1)
+    shape = (6, 2) if isinstance(model, MLPDenoiser) else (6, 1, 8, 8)
+    x, t = torch.randn(shape), torch.tensor([1, 5, 5, 9, 30, 2])
+    reference = model(x, t).detach()  # train mode, gradients on: no cache
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t), reference, rtol=1e-5, atol=1e-6)
+        # An in-place weight update (as an optimizer step or EMA makes) must invalidate the cache.
+        for p in model.parameters():
+            p.mul_(1.5)
+        updated = model(x, t)
+    model.train()
+    torch.testing.assert_close(updated, model(x, t).detach(), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(updated, reference)

@@ -46,6 +46,30 @@ def timestep_embedding(t: torch.Tensor, dim: int, T: int = 1000, max_period: flo
     return emb.to(torch.float32)
 
 
+class _FrozenTableCache:
+    """Caches f(table) for inference: while sampling, every call evaluates the same function of
+    the T + 1 tabulated timesteps, so it is computed once and rows are gathered afterwards.
+
+    The cache is keyed on the version counters of the parameters involved, which every
+    in-place update (optimizer step, EMA lerp, ``load_state_dict``) bumps, so it never serves
+    stale values; it is bypassed while training, with gradients on, or under autocast.
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.value: torch.Tensor | None = None
+
+    @staticmethod
+    def usable(module: nn.Module) -> bool:
+        return not (module.training or torch.is_grad_enabled() or torch.is_autocast_enabled())
+
+    def get(self, params: list[torch.Tensor], compute) -> torch.Tensor:  # noqa: ANN001
+        key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        if key != self.key:
+            self.value, self.key = compute(), key
+        return self.value
+
+
 class TimeEmbedding(nn.Module):
     """t ↦ MLP(sinusoid(t)): a learned embedding of the timestep, shape (batch, out_dim).
 
@@ -60,8 +84,11 @@ class TimeEmbedding(nn.Module):
         table = timestep_embedding(torch.arange(self.T + 1), sinusoid_dim, self.T)
         self.register_buffer("table", table, persistent=False)
         self.mlp = nn.Sequential(nn.Linear(sinusoid_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
+        self._cache = _FrozenTableCache()
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
+        if _FrozenTableCache.usable(self):
+            return self._cache.get(list(self.mlp.parameters()), lambda: self.mlp(self.table))[t]
         return self.mlp(self.table[t])
 
 
@@ -77,21 +104,32 @@ class MLPDenoiser(nn.Module):
     ε = 0 (loss ≈ d per sample) instead of a random field.
 
     Parameter count (d = 2): 75 138 for the default ``hidden=128, depth=3`` (64 sinusoids).
+
+    ``data_shape`` lets the same network denoise small images flattened to vectors:
+    with ``dim=64, data_shape=(1, 8, 8)`` it takes and returns (batch, 1, 8, 8); with
+    ``hidden=256`` that is 280 384 parameters, and at 8×8 it is several times cheaper per
+    step than a U-Net (no convolutions), at the price of no built-in notion of locality.
     """
 
-    def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, T: int = 1000, sinusoid_dim: int = 64) -> None:
+    def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, T: int = 1000, sinusoid_dim: int = 64,
+                 data_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth), ("T", T)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
-        self.config = dict(kind="mlp", dim=dim, hidden=hidden, depth=depth, T=T, sinusoid_dim=sinusoid_dim)
+        if data_shape is not None and math.prod(data_shape) != dim:
+            raise ValueError(f"data_shape {tuple(data_shape)} must hold dim={dim} values, it holds {math.prod(data_shape)}.")
+        self.config = dict(kind="mlp", dim=dim, hidden=hidden, depth=depth, T=T, sinusoid_dim=sinusoid_dim,
+                           data_shape=None if data_shape is None else list(data_shape))
         self.dim, self.depth, self.T = dim, depth, T
+        self.data_shape = None if data_shape is None else tuple(data_shape)
         # The sinusoids of every t, tabulated once (not stored in checkpoints).
         self.register_buffer("table", timestep_embedding(torch.arange(T + 1), sinusoid_dim, T), persistent=False)
         # One Linear gives every block its own projection of the time features; the SiLU
         # inside each block makes the time dependence nonlinear, so no separate time MLP
         # is needed (it would double the cost of a CPU step).
         self.time_proj = nn.Linear(sinusoid_dim, hidden * depth)
+        self._cache = _FrozenTableCache()
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
         self.out = nn.Linear(hidden, dim)
@@ -99,13 +137,18 @@ class MLPDenoiser(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if xt.dim() != 2 or xt.shape[1] != self.dim:
-            raise ValueError(f"xt must have shape (batch, {self.dim}), got {tuple(xt.shape)}.")
-        e = self.time_proj(self.table[t]).chunk(self.depth, dim=1)
-        h = self.inp(xt)
+        want = (self.dim,) if self.data_shape is None else self.data_shape
+        if tuple(xt.shape[1:]) != want:
+            raise ValueError(f"xt must have shape (batch, {', '.join(map(str, want))}), got {tuple(xt.shape)}.")
+        if _FrozenTableCache.usable(self):
+            proj = self._cache.get([self.time_proj.weight, self.time_proj.bias], lambda: self.time_proj(self.table))[t]
+        else:
+            proj = self.time_proj(self.table[t])
+        e = proj.chunk(self.depth, dim=1)
+        h = self.inp(xt.reshape(xt.shape[0], self.dim))
         for block, e_l in zip(self.blocks, e):
             h = h + block(F.silu(h + e_l))
-        return self.out(F.silu(h))
+        return self.out(F.silu(h)).reshape(xt.shape)
 
 
 def _groups(channels: int, wanted: int) -> int:
@@ -279,6 +322,8 @@ def build_model(config: dict) -> nn.Module:
     cfg = dict(config)
     kind = cfg.pop("kind", None)
     if kind == "mlp":
+        if cfg.get("data_shape") is not None:
+            cfg["data_shape"] = tuple(cfg["data_shape"])
         return MLPDenoiser(**cfg)
     if kind == "unet":
         cfg["image_size"] = tuple(cfg["image_size"])
