@@ -164,17 +164,20 @@ def test_kl_term_matches_monte_carlo(variance):
     assert np.all(np.abs(got - est) <= 5 * se + 1e-12), (got, est, se)
 
 
-def test_decoder_probabilities_over_all_levels_sum_to_one_and_match_bin_integrals():
+@pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
+def test_decoder_probabilities_over_all_levels_sum_to_one_and_match_bin_integrals(variance):
     K = 5
     sch = NoiseSchedule.linear(10, beta_1=0.05, beta_T=0.3)
-    d = GaussianDiffusion(sch, num_levels=K)
+    c = consts(sch)
+    d = GaussianDiffusion(sch, variance=variance, num_levels=K)
     levels = torch.linspace(-1, 1, K, dtype=torch.float64).view(K, 1)
     xt = torch.full((K, 1), 0.3, dtype=torch.float64)
     bpd = d.vb_terms_bpd(linear_eps, levels, xt, torch.ones(K, dtype=torch.long)).numpy()
     probs = 2.0 ** (-bpd)  # D = 1, so bits/dim is −log₂ P(x_0)
     assert abs(probs.sum() - 1.0) < 1e-10
     mean = d.p_mean_variance(linear_eps, xt[:1], torch.ones(1, dtype=torch.long))["mean"].item()
-    sd = math.sqrt(sch.betas[1])  # variance="beta": σ_1² = β_1
+    # σ_1² = β_1, or β̃_2 in place of β̃_1 = 0.
+    sd = math.sqrt(c["beta"][1] if variance == "beta" else (1 - c["ab"][1]) / (1 - c["ab"][2]) * c["beta"][2])
     edges = np.concatenate([[-np.inf], np.linspace(-1, 1, K)[:-1] + 1 / (K - 1), [np.inf]])
     np.testing.assert_allclose(probs, np.diff(norm.cdf(edges, mean, sd)), rtol=1e-9)
 
@@ -265,6 +268,15 @@ def test_loss_vb_is_unbiased_for_the_bound_minus_the_prior():
     vb = d.loss_vb(OptimalEps(sch, s), x0, generator=g)
     want = gaussian_bound_closed_form(sch, s, "beta")[0].sum() / LN2
     assert abs(float(vb.mean()) - want) <= 5 * float(vb.std()) / math.sqrt(N)
+
+
+def test_random_timesteps_cover_exactly_1_to_T():
+    d = GaussianDiffusion(NoiseSchedule.linear(10), num_levels=None)
+    out = d.training_losses(lambda x, t: x, torch.zeros(5000, 1), generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(out["t"], minlength=12)
+    assert counts[0] == 0 and counts[11] == 0 and (counts[1:11] > 0).all()
+    # Uniform: each of the 10 counts is Binomial(5000, 1/10), sd = √450 ≈ 21.
+    assert (counts[1:11] - 500).abs().max() <= 5 * math.sqrt(5000 * 0.1 * 0.9)
 
 
 def test_training_losses_kinds_and_hybrid_gradient_equals_simple():
