@@ -165,6 +165,35 @@ def test_kl_term_matches_monte_carlo(variance):
 
 
 @pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
+def test_kl_term_is_a_weighted_eps_error_plus_a_constant(variance):
+    """L_{t−1} = C_t + β_t²/(2σ_t² α_t (1 − ᾱ_t)) ‖ε − ε_θ‖², exactly, for any ε_θ (eq. ``loss-weight``).
+
+    The reference derivation writes the weight as β_t/(2σ_t² α_t (1 − ᾱ_{t−1})); that form is
+    checked to disagree, so this test would notice if the code followed it.
+    """
+    T, D = 30, 5
+    sch = NoiseSchedule.linear(T, beta_T=0.2)
+    c = consts(sch)
+    d = GaussianDiffusion(sch, variance=variance, num_levels=None)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(T - 1, D, generator=g, dtype=torch.float64)
+    eps = torch.randn(T - 1, D, generator=g, dtype=torch.float64)
+    t = torch.arange(2, T + 1)
+    xt = d.q_sample(x0, t, noise=eps)
+    kl_nats = d.vb_terms_bpd(linear_eps, x0, xt, t).numpy() * LN2 * D  # summed over dimensions
+    tn = t.numpy()
+    beta, alpha, ab, abp = c["beta"][tn], c["alpha"][tn], c["ab"][tn], c["ab_prev"][tn]
+    beta_tilde = (1 - abp) / (1 - ab) * beta
+    sig2 = beta if variance == "beta" else beta_tilde
+    const = 0.5 * D * (np.log(sig2 / beta_tilde) + beta_tilde / sig2 - 1)
+    err = ((eps - linear_eps(xt, t)) ** 2).sum(1).numpy()
+    weight = beta**2 / (2 * sig2 * alpha * (1 - ab))
+    np.testing.assert_allclose(kl_nats, const + weight * err, rtol=1e-8, atol=1e-10)
+    reference_weight = beta / (2 * sig2 * alpha * (1 - abp))
+    assert np.all(np.abs(const + reference_weight * err - kl_nats) > 1e-3 * np.abs(kl_nats))
+
+
+@pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
 def test_decoder_probabilities_over_all_levels_sum_to_one_and_match_bin_integrals(variance):
     K = 5
     sch = NoiseSchedule.linear(10, beta_1=0.05, beta_T=0.3)
