@@ -374,6 +374,7 @@ def test_bad_inputs_raise_value_errors_that_name_the_argument():
         (lambda: d.q_posterior_mean_variance(x0, x0, torch.full((3,), 2)), "t must have shape"),
         (lambda: d.q_posterior_mean_variance(x0, torch.zeros(4, 3), t), "xt"),
         (lambda: d.loss_simple(linear_eps, torch.full((4, 2), float("nan"))), "x0"),
+        (lambda: d.training_losses(linear_eps, torch.full((4, 2), float("inf"))), "NaN or inf"),
         (lambda: d.loss_simple(linear_eps, torch.zeros(4, 2, dtype=torch.long)), "x0"),
         (lambda: d.loss_simple(linear_eps, torch.zeros(4)), "x0"),
         (lambda: d.loss_simple(linear_eps, x0, noise=torch.zeros(4, 3)), "noise"),
@@ -387,3 +388,8 @@ def test_bad_inputs_raise_value_errors_that_name_the_argument():
     for call, needle in cases:
         with pytest.raises(ValueError, match=needle):
             call()
+    # A loop that validated its data once can skip the per-step value checks (not the shape checks).
+    bad = torch.full((4, 2), float("nan"))
+    assert torch.isnan(d.training_losses(linear_eps, bad, check_inputs=False)["loss"]).all()
+    with pytest.raises(ValueError, match="noise"):
+        d.training_losses(linear_eps, bad, noise=torch.zeros(4, 3), check_inputs=False)

@@ -207,7 +207,8 @@ class GaussianDiffusion(ForwardProcess):
     # ------------------------------------------------------------------ training objectives
     def training_losses(self, eps_model: EpsModel, x0: torch.Tensor, kind: str = "simple", lambda_vb: float = 0.001,
                         t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                        generator: torch.Generator | None = None, check_inputs: bool = True
+                        ) -> dict[str, torch.Tensor]:
         """Per-sample training losses from one ε_θ evaluation (eqs. ``L-simple``, ``Lt-1``).
 
         Parameters
@@ -224,6 +225,11 @@ class GaussianDiffusion(ForwardProcess):
         t, noise:
             Timesteps (batch,) in 1..T and ε shaped like x0; drawn (uniform t, standard
             normal ε) from ``generator`` when omitted.
+        check_inputs:
+            Check x_0 for NaN/inf (and, for the bound, that it lies on the ``num_levels``
+            grid).  Default True.  These checks read a value back from the device; a
+            training loop whose data were checked once may pass False to avoid one
+            host/device synchronisation per step.  Shapes and ``t`` are always checked.
 
         Returns a dict of (batch,) tensors: ``loss`` (what to average and backpropagate),
         ``mse``, ``t``, and for kinds ``"vb"`` and ``"hybrid"`` also ``vb`` (T·L_{t−1}, bits/dim).
@@ -232,8 +238,8 @@ class GaussianDiffusion(ForwardProcess):
             raise ValueError(f"kind must be one of {LOSS_KINDS}, got kind={kind!r}.")
         if not (isinstance(lambda_vb, (int, float)) and math.isfinite(lambda_vb) and lambda_vb >= 0):
             raise ValueError(f"lambda_vb must be a finite number ≥ 0, got lambda_vb={lambda_vb!r}.")
-        self._check_x(x0, finite=True)
-        if kind != "simple":
+        self._check_x(x0, finite=check_inputs)
+        if kind != "simple" and check_inputs:
             self._check_on_grid(x0)
         t = self._random_t(x0.shape[0], x0.device, generator) if t is None else self._check_t(t, x0)
         if noise is None:
