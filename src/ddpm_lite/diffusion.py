@@ -51,12 +51,13 @@ class GaussianDiffusion(ForwardProcess):
     variance:
         σ_t² of the reverse step p_θ(x_{t−1} | x_t) = N(μ_θ(x_t, t), σ_t² I).  Default ``"beta"``.
 
-        * ``"beta"``: σ_t² = β_t, for every t including the decoder at t = 1 (σ_1² = β_1).
-          Optimal when x_0 ~ N(0, I) (Ho et al. 2020, §3.2).
+        * ``"beta"``: σ_t² = β_t, for every t including the decoder at t = 1 (σ_1² = β_1, as
+          in the paper's text; Ho et al.'s released code uses β̃_2 there).  Optimal when
+          x_0 ~ N(0, I) (Ho et al. 2020, §3.2).
         * ``"beta_tilde"``: σ_t² = β̃_t, the forward posterior variance, optimal when x_0 is
           a single point.  β̃_1 = 0 would give the decoder zero width, so at t = 1 this uses
-          β̃_2 (``schedule.posterior_log_variance_clipped``; β_1 if T = 1), as the
-          reference implementation does.
+          β̃_2 (``schedule.posterior_log_variance_clipped``; β_1 if T = 1), as Ho et al.'s
+          code does.
 
         The choice changes the bound (L_{t−1} and L_0) and the ancestral sampler's noise;
         it does not change L_simple or DDIM.
