@@ -303,3 +303,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, FloatingPointError) as exc:  # CheckpointError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside the training loop (which saves and returns by itself)
+        print("interrupted", file=sys.stderr)
+        return 130
