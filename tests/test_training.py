@@ -178,3 +178,14 @@ def test_ema_warmup():
     assert ema_decay_at(1, 0.999) == pytest.approx(2 / 11)
     assert ema_decay_at(10**6, 0.999) == 0.999
     assert ema_decay_at(1, 0.0) == 0.0
+
+
+def test_diverging_loss_raises_and_keeps_the_last_good_checkpoint(diffusion, points, tmp_path):
+    run(diffusion, points, steps=5, checkpoint_dir=tmp_path)
+    good = load_checkpoint(tmp_path)["model"]
+    with pytest.raises(FloatingPointError, match="lower lr"):
+        # A huge step size with no clipping sends the weights to inf within a few steps.
+        run(diffusion, points * 1e30, steps=50, lr=1e30, grad_clip=None, resume=False, checkpoint_dir=tmp_path)
+    kept = load_checkpoint(tmp_path)
+    assert kept["step"] == 5
+    assert all(torch.equal(good[k], kept["model"][k]) for k in good)

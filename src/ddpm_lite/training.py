@@ -356,7 +356,7 @@ def train(
                 if since_log == log_every or step == target:
                     mean_loss = float(running) / since_log  # the one host sync
                     if not math.isfinite(mean_loss):
-                        save()
+                        # No save here: it would replace the last good checkpoint with NaN weights.
                         raise FloatingPointError(
                             f"the loss became {mean_loss} at step {step}; lower lr (now {lr}) or enable grad_clip."
                         )
