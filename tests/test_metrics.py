@@ -30,6 +30,11 @@ def test_digits_fd_is_zero_on_itself_and_grows_with_noise():
     floor = metrics.digits_fd_floor()
     assert 0 < floor < noisy[1] < noisy[2]
     assert noisy[0] < noisy[1]
+    # The 4-subset floor averages disjoint train subsets; the first of them is the 1-subset floor.
+    floor4 = metrics.digits_fd_floor(subsets=4)
+    assert 0 < floor4 < noisy[1] and floor4 != floor
+    with pytest.raises(ValueError, match="subsets"):
+        metrics.digits_fd_floor(subsets=5)
 
 
 def test_digit_classifier_is_deterministic_and_accurate():

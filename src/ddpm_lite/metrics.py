@@ -127,11 +127,20 @@ def digits_fd(samples: torch.Tensor | np.ndarray, reference: torch.Tensor | np.n
     return frechet_distance(digit_features(samples), digit_features(ref))
 
 
-def digits_fd_floor() -> float:
-    """The noise floor of :func:`digits_fd`: the first 300 train images vs the 300 test images."""
-    from .data import DIGITS_TEST, digits
+def digits_fd_floor(subsets: int = 1) -> float:
+    """The noise floor of :func:`digits_fd`: 300 train images vs the 300 test images.
 
-    return digits_fd(digits("train")[:DIGITS_TEST])
+    ``subsets=1`` (the benchmark protocol) uses the first 300 train images.  With only 300
+    images per side the floor is itself noisy — the four disjoint 300-image train subsets
+    give 18.0, 7.8, 11.0 and 10.1 — so ``subsets=k`` (1..4) returns the mean over the first
+    k disjoint subsets, a steadier reference for ratios.
+    """
+    from .data import DIGITS_TEST, DIGITS_TRAIN, digits
+
+    if isinstance(subsets, bool) or not isinstance(subsets, int) or not 1 <= subsets <= DIGITS_TRAIN // DIGITS_TEST:
+        raise ValueError(f"subsets must be an integer in 1..{DIGITS_TRAIN // DIGITS_TEST}, got subsets={subsets!r}.")
+    train = digits("train")
+    return float(np.mean([digits_fd(train[i * DIGITS_TEST:(i + 1) * DIGITS_TEST]) for i in range(subsets)]))
 
 
 # ---------------------------------------------------------------------------- sliced W2
