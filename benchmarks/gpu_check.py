@@ -3,6 +3,8 @@
     python benchmarks/gpu_check.py
 
 On CUDA it checks, and reports in one JSON line:
+  * the device-aware unit tests (model shapes, "training reduces the loss") rerun with
+    DDPM_LITE_TEST_DEVICE=cuda;
   * the model/data/training path on the GPU: U-Net and MLP forward shapes, 30 training
     steps with checkpoints that load back on the CPU;
   * bf16 autocast: finite loss and gradients, and gradient direction close to fp32 on the
@@ -15,9 +17,12 @@ Exit code 1 if a check fails.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from _common import emit
 
@@ -45,6 +50,16 @@ def main() -> int:
     ddiff = GaussianDiffusion(NoiseSchedule.linear(T), num_levels=DIGITS_LEVELS)
     pdiff = GaussianDiffusion(NoiseSchedule.linear(T), num_levels=None)
     train_digits = digits("train")
+
+    # 0. the device-aware unit tests, rerun on the GPU
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DDPM_LITE_TEST_DEVICE": "cuda", "PYTHONPATH": str(root / "src")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_models.py", "tests/test_training.py", "-k", "shape or reduces"],
+                          cwd=root, env=env, capture_output=True, text=True)
+    out["unit_tests_on_gpu"] = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+    if proc.returncode != 0:
+        failures.append("unit tests on the GPU")
 
     # 1. shapes on the GPU
     for c, s, mult in ((1, 8, (1, 2)), (3, 16, (1, 2)), (3, 32, (1, 2, 2))):

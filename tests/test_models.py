@@ -1,18 +1,22 @@
 """Shapes, the eps_model protocol and the time embedding of ddpm_lite.models."""
 
 import math
+import os
 
 import pytest
 import torch
 
 from ddpm_lite.models import MLPDenoiser, UNet, build_model, count_parameters, timestep_embedding
 
+# benchmarks/gpu_check.py reruns the device-aware tests with DDPM_LITE_TEST_DEVICE=cuda.
+DEVICE = torch.device(os.environ.get("DDPM_LITE_TEST_DEVICE", "cpu"))
+
 
 def test_mlp_output_shape_and_zero_init():
     torch.manual_seed(0)
-    model = MLPDenoiser(dim=2, T=50)
-    x = torch.randn(7, 2)
-    out = model(x, torch.randint(1, 51, (7,)))
+    model = MLPDenoiser(dim=2, T=50).to(DEVICE)
+    x = torch.randn(7, 2, device=DEVICE)
+    out = model(x, torch.randint(1, 51, (7,), device=DEVICE))
     assert out.shape == x.shape
     # The output layer starts at zero, so an untrained model predicts ε = 0 exactly.
     assert torch.equal(out, torch.zeros_like(out))
@@ -23,18 +27,18 @@ def test_mlp_output_shape_and_zero_init():
 def test_unet_output_shape(channels, size, mult):
     torch.manual_seed(0)
     model = UNet(in_channels=channels, image_size=size, base_channels=8, channel_mult=mult,
-                 attention_resolutions=(size // 2,), T=100)
+                 attention_resolutions=(size // 2,), T=100).to(DEVICE)
     # Make the zero-initialised layers live so the checks below can fail.
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() > 1 and not p.any():
                 p.normal_(0.0, 0.1)
-    x = torch.randn(3, channels, size, size)
-    out = model(x, torch.tensor([1, 50, 100]))
+    x = torch.randn(3, channels, size, size, device=DEVICE)
+    out = model(x, torch.tensor([1, 50, 100], device=DEVICE))
     assert out.shape == x.shape
     assert torch.isfinite(out).all()
     # The output must depend on t (the time embedding reaches the network).
-    out2 = model(x, torch.tensor([100, 50, 1]))
+    out2 = model(x, torch.tensor([100, 50, 1], device=DEVICE))
     assert not torch.allclose(out[0], out2[0])
 
 

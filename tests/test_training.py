@@ -14,6 +14,8 @@ from ddpm_lite.models import MLPDenoiser
 from ddpm_lite.training import ema_decay_at, resolve_device, train
 
 T = 100
+# benchmarks/gpu_check.py reruns the device-aware tests with DDPM_LITE_TEST_DEVICE=cuda.
+DEVICE = os.environ.get("DDPM_LITE_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +52,10 @@ def fixed_loss(model, diffusion, points):
 
 def test_training_reduces_the_loss(diffusion, points):
     before = fixed_loss(fresh_model(), diffusion, points)
-    result = run(diffusion, points, steps=150, lr=3e-3)
+    result = run(diffusion, points, steps=150, lr=3e-3, device=DEVICE)
     assert result.steps == 150 and not result.interrupted
-    after = fixed_loss(result.ema_model, diffusion, points)
+    assert result.device.type == torch.device(DEVICE).type
+    after = fixed_loss(result.ema_model.cpu(), diffusion, points)
     # An untrained model predicts ε = 0, i.e. loss ≈ E‖ε‖²/d = 1; learning must cut it well down.
     assert before == pytest.approx(1.0, abs=0.1)
     assert after < 0.75 * before
