@@ -194,7 +194,9 @@ class ExperimentResult:
 
     ``fd``: the digit-feature Fréchet distance of ``n_samples`` ancestral samples to the
     test split (:func:`ddpm_lite.metrics.digits_fd`); ``bpd``: the full bound on the test
-    images in bits/dim (None when not computed); ``losses``: (step, training loss) pairs.
+    images in bits/dim (None when not computed); ``losses``: (step, training loss) pairs;
+    ``details``: ``samples``, and with the bound ``bpd_se`` (standard error over images)
+    and ``bound`` (the dict of :meth:`GaussianDiffusion.bits_per_dim`).
     """
 
     name: str
@@ -233,12 +235,14 @@ def train_and_evaluate(name: str, diffusion: GaussianDiffusion, train_data: torc
     ema = res.ema_model
     samples = sample_images(diffusion, ema, n_samples, seed)
     fd = digits_fd(samples, test_data)
-    bpd = None
+    bpd, details = None, {"samples": samples}
     if bound:
         x = test_data if bound_images is None else test_data[:bound_images]
-        bpd = diffusion.bits_per_dim(ema, x, generator=torch.Generator().manual_seed(seed))["total"]
+        b = diffusion.bits_per_dim(ema, x, generator=torch.Generator().manual_seed(seed))
+        bpd, per = b["total"], b["per_sample"]
+        details.update(bpd_se=float(per.std() / math.sqrt(len(per))) if len(per) > 1 else float("nan"), bound=b)
     return ExperimentResult(name=name, model=ema, diffusion=diffusion, losses=res.losses, fd=fd, bpd=bpd,
-                            seconds=time.perf_counter() - start, details={"samples": samples})
+                            seconds=time.perf_counter() - start, details=details)
 
 
 # ---------------------------------------------------------------------------- exact Gaussian story
