@@ -192,3 +192,10 @@ def test_diverging_loss_raises_and_keeps_the_last_good_checkpoint(diffusion, poi
     kept = load_checkpoint(tmp_path)
     assert kept["step"] == 5
     assert all(torch.equal(good[k], kept["model"][k]) for k in good)
+
+
+def test_non_finite_data_is_refused_up_front(diffusion, points):
+    bad = points.clone()
+    bad[7, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        run(diffusion, bad, steps=1)

@@ -263,6 +263,11 @@ def train(
     model = model.to(dev)
     model.train()
     data = data.to(dev, torch.float32)
+    # Check the whole dataset once, so the step can skip the per-batch checks (each a host sync).
+    if not bool(torch.isfinite(data).all()):
+        raise ValueError("data contains NaN or inf; clean or drop those samples first.")
+    if loss_kind != "simple" and hasattr(diffusion, "_check_on_grid"):
+        diffusion._check_on_grid(data)  # the decoder term needs data on the K-level grid
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _adamw(params, lr, weight_decay, dev)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -318,7 +323,8 @@ def train(
         x0 = data[order[cursor:cursor + batch_size]]
         cursor += batch_size
         with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = diffusion.training_losses(forward, x0, kind=loss_kind, generator=gen)["loss"].float().mean()
+            loss = diffusion.training_losses(forward, x0, kind=loss_kind, generator=gen,
+                                               check_inputs=False)["loss"].float().mean()
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
