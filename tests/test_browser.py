@@ -96,6 +96,7 @@ def test_math_is_typeset(server, driver, page):
     assert n_typeset > 0, "MathJax produced no output: is the local MathJax served?"
     text = driver.find_element("tag name", "main").text
     assert "$$" not in text and "\\frac" not in text and "\\bar" not in text, "raw TeX is visible"
+    assert "<Figure size" not in text, "a figure was printed as text instead of drawn"
     errors = driver.execute_script("return document.querySelectorAll('mjx-merror').length")
     assert errors == 0, "MathJax reported a TeX error"
 
