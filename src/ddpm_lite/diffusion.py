@@ -110,7 +110,7 @@ class GaussianDiffusion:
 
     # ------------------------------------------------------------------ L_T
     def prior_kl(self, x0: torch.Tensor) -> torch.Tensor:
-        """L_T = KL(q(x_T | x_0) ‖ N(0, I)) per sample, summed over dimensions, in nats (eq. ``LT``)."""
+        """L_T = KL(q(x_T | x_0) ‖ N(0, I)) per sample, summed over dimensions, in nats (eq. ``LT-closed-form``)."""
         self._check_x(x0)
         t = torch.full((x0.shape[0],), self.T, device=x0.device, dtype=torch.long)
         mean, var = self.q_mean_variance(x0, t)
