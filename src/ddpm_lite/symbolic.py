@@ -34,7 +34,7 @@ alpha_t = sp.Symbol("alpha_t", positive=True)
 #: ᾱ_{t−1}; with α_t it fixes every other schedule quantity at step t.
 abar_prev = sp.Symbol(r"\bar{\alpha}_{t-1}", positive=True)
 #: α_{t−1} (not ᾱ_{t−1}): needed only to show the reference's √α_{t−1} slip.
-alpha_prev = sp.Symbol("alpha_{t-1}", positive=True)
+alpha_prev = sp.Symbol(r"\alpha_{t-1}", positive=True)
 beta_t = sp.Symbol("beta_t", positive=True)
 abar_t = sp.Symbol(r"\bar{\alpha}_t", positive=True)
 #: σ_t², the reverse-process variance.
@@ -355,7 +355,7 @@ def reference_mu_tilde_sqrt() -> Step:
 # ----------------------------------------------------------------------------- chapter 05: L_{t−1}
 #: μ_θ(x_t, t) = (x_t − β_t/√(1 − ᾱ_t) ε_θ)/√α_t (eq. ``eps-param``).
 mu_theta_eps = (x_t - beta_t / sp.sqrt(1 - abar_t) * eps_theta) / sp.sqrt(alpha_t)
-#: λ_t = β_t² / (2 σ_t² α_t (1 − ᾱ_t)), the weight of ‖ε − ε_θ‖² in L_{t−1} (eq. ``loss-weight``).
+#: λ_t = β_t² / (2 σ_t² α_t (1 − ᾱ_t)), the weight of ‖ε − ε_θ‖² in L_{t−1} (eq. ``eps-weight``).
 loss_weight = beta_t**2 / (2 * sigma2 * alpha_t * (1 - abar_t))
 #: The reference's weight β_t / (2 σ_t² α_t (1 − ᾱ_{t−1})).
 loss_weight_reference = beta_t / (2 * sigma2 * alpha_t * (1 - abar_prev))
