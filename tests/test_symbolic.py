@@ -186,3 +186,10 @@ def test_pitfalls_page_prints_the_computed_counterexample(label):
     section = _section(label)
     for value in step.values:
         assert _fmt(value) in section, f"{label}: page should show {_fmt(value)}"
+
+
+def test_step_html_shows_verdict_and_counterexample():
+    html = S.reference_loss_weight()._repr_html_()
+    assert "FALSE" in html and "1.11111" in html and "0.10101" in html
+    assert r"\[" in html and "<em>" not in html
+    assert "holds" in S.true_identity()._repr_html_()

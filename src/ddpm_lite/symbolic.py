@@ -16,6 +16,7 @@ so a d-dimensional KL or log-density is d copies of the 1-D one.
 
 from __future__ import annotations
 
+import html
 import itertools
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
@@ -78,15 +79,23 @@ class Step:
     counterexample: dict[sp.Symbol, sp.Expr] | None = None
     values: tuple[sp.Expr, sp.Expr] | None = field(default=None)
 
-    def _repr_markdown_(self) -> str:
+    def _repr_html_(self) -> str:
+        # HTML with the math in Sphinx's own markup: MathJax typesets it in Jupyter and in the
+        # built book alike, whereas a markdown output is parsed as CommonMark by the book and
+        # its underscores would turn into emphasis.
+        def math(latex: str, display: bool) -> str:
+            body = html.escape(latex, quote=False)
+            return (f'<div class="math notranslate nohighlight">\\[{body}\\]</div>' if display
+                    else f'<span class="math notranslate nohighlight">\\({body}\\)</span>')
+
         relation = "=" if self.holds else r"\neq"
-        eq = f"$${sp.latex(self.lhs)} {relation} {sp.latex(self.rhs)}$$"
+        eq = math(f"{sp.latex(self.lhs)} {relation} {sp.latex(self.rhs)}", True)
         if self.holds:
-            return f"**{self.name}**: holds (sympy).\n\n{eq}"
-        point = ", ".join(f"${sp.latex(k)} = {sp.latex(v)}$" for k, v in self.counterexample.items())
+            return f"<p><strong>{html.escape(self.name)}</strong>: holds (sympy).</p>{eq}"
+        point = ", ".join(math(f"{sp.latex(k)} = {sp.latex(v)}", False) for k, v in self.counterexample.items())
         lv, rv = (float(v) for v in self.values)
-        return (f"**{self.name}**: FALSE (sympy).\n\n{eq}\n\nCounterexample: {point}: "
-                f"left side {lv:.6g}, right side {rv:.6g}.")
+        return (f"<p><strong>{html.escape(self.name)}</strong>: FALSE (sympy).</p>{eq}"
+                f"<p>Counterexample: {point}: left side {lv:.6g}, right side {rv:.6g}.</p>")
 
 
 def _candidates(sym: sp.Symbol) -> tuple[sp.Expr, ...]:
