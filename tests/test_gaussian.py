@@ -149,7 +149,8 @@ def mp_log_prob(x: float, mean: float, sigma: float, K: int) -> float:
     return float(mpmath.log(p))
 
 
-EXTREMES = [(0.0, 1e6), (0.0, 1e5), (0.3, 1e3), (0.0, 10.0), (50.0, 1.0), (-50.0, 1e-6), (0.1, 0.01), (0.0, 1.0), (0.2, 0.05), (3.0, 1e-3), (-0.7, 3e-2)]
+# (1/255 + 0.011, 0.01): a bin next to 0 at σ_1, where edges written as (2k+1)/(K−1) − 1 lose 6e−6 σ in float32.
+EXTREMES = [(1 / 255 + 0.011, 0.01), (0.0, 1e6), (0.0, 1e5), (0.3, 1e3), (0.0, 10.0), (50.0, 1.0), (-50.0, 1e-6), (0.1, 0.01), (0.0, 1.0), (0.2, 0.05), (3.0, 1e-3), (-0.7, 3e-2)]
 
 
 @pytest.mark.parametrize("K", [17, 256])
