@@ -25,9 +25,23 @@ import numpy as np
 import sympy as sp
 
 __all__ = [
+    # symbols and relations
     "alpha_t", "alpha_prev", "abar_prev", "beta_t", "abar_t", "sigma2", "x_0", "x_t", "x_prev",
-    "eps", "eps_theta", "mu_theta", "RELATIONS", "Step", "check_identity", "find_counterexample",
+    "eps", "eps_theta", "mu_theta", "RELATIONS", "to_free",
+    # verdicts
+    "Step", "check_identity", "find_counterexample",
+    # densities and evaluation on a schedule
     "log_normal", "gaussian_kl", "evaluate_on_schedule",
+    # chapter 02
+    "elbo_log_of_product", "log_concavity",
+    # chapter 03
+    "telescoping_product", "telescoping_sum_reference", "gaussian_kl_by_integration",
+    "kl_reference_first_line", "kl_corrected_first_line",
+    # chapter 04
+    "beta_tilde", "mu_tilde", "mu_tilde_eps", "x_t_of_eps", "x_0_of_eps", "forward_step_in_x_prev",
+    "complete_the_square", "posterior_steps", "true_identity", "reference_appendix_a", "reference_mu_tilde_sqrt",
+    # chapter 05
+    "mu_theta_eps", "loss_weight", "loss_weight_reference", "kl_constant", "reverse_steps", "reference_loss_weight",
 ]
 
 # ----------------------------------------------------------------------------- symbols
