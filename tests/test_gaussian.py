@@ -292,3 +292,24 @@ def test_bits_per_dim_rejects_bad_dims():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="num_dims"):
             nats_to_bits_per_dim(1.0, bad)
+
+
+# ---------------------------------------------------------------------- numbers on the pitfalls page
+def test_pitfall_page_decoder_numbers():
+    """Recompute every number book/pitfalls.md quotes for the decoder section."""
+    # Sum to one over 41 means in [−50, 50] × 25 scales in [1e−6, 1e6]: within 3e−7 / 2e−15.
+    means, scales = torch.linspace(-50, 50, 41), torch.logspace(-6, 6, 25)
+    for K in (256, 17):
+        for dtype, bound in ((torch.float32, 3e-7), (torch.float64, 2e-15)):
+            x = levels(K, dtype)[:, None, None]
+            log_p = discretized_gaussian_log_likelihood(x, means.to(dtype)[None, :, None], scales.log().to(dtype)[None, None, :], K)
+            assert (log_p.double().exp().sum(0) - 1).abs().max().item() <= bound
+    # Upper limit read as x_0 itself: left half-bins only; at μ = 0 they sum to exactly ½.
+    x = levels(256).numpy()
+    lower = np.where(x <= -1 + 1 / 510, -np.inf, x - 1 / 255)
+    for sigma in (0.01, 0.5, 3.0):
+        assert (stats.norm.cdf(x / sigma) - stats.norm.cdf(lower / sigma)).sum() == pytest.approx(0.5, abs=1e-13)
+    # Literal integrand: density × width, 0.3129 against the true 0.3051 at μ = x, σ = 0.01.
+    true = discretized_gaussian_log_likelihood(torch.tensor([1 / 255], dtype=torch.float64), 1 / 255, math.log(0.01)).exp().item()
+    literal = stats.norm.pdf(0, scale=0.01) * 2 / 255
+    assert round(true, 4) == 0.3051 and round(literal, 4) == 0.3129
