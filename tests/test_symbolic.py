@@ -193,3 +193,14 @@ def test_step_html_shows_verdict_and_counterexample():
     assert "FALSE" in html and "1.11111" in html and "0.10101" in html
     assert r"\[" in html and "<em>" not in html
     assert "holds" in S.true_identity()._repr_html_()
+
+
+def test_pitfalls_page_short_chain_numbers():
+    """ᾱ_T and L_T per coordinate for T = 50 (β from 1e-4 to 0.02), as the caveat states them."""
+    sched = NoiseSchedule.linear(T=50)
+    a = sched.alpha_bars[sched.T]
+    per_coord = [float(sched.prior_kl_per_dim(x * x)) for x in (0.0, 1.0)]
+    section = _section("pitfall-short-chain")
+    assert f"{a:.2f}" == "0.60" and "0.60" in section
+    for value in per_coord:
+        assert f"{value:.2f}" in section
