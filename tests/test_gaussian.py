@@ -272,6 +272,8 @@ def test_decoder_broadcasts_scalar_parameters():
 def test_decoder_rejects_bad_input():
     with pytest.raises(ValueError, match=r"x must lie in \[-1, 1\]"):
         discretized_gaussian_log_likelihood(torch.tensor([1.5]), torch.zeros(1), torch.zeros(1))
+    with pytest.raises(ValueError, match="NaN"):
+        discretized_gaussian_log_likelihood(torch.tensor([0.0, math.nan]), torch.zeros(2), torch.zeros(2))
     with pytest.raises(ValueError, match="num_levels"):
         discretized_gaussian_log_likelihood(torch.tensor([0.0]), torch.zeros(1), torch.zeros(1), num_levels=1)
     with pytest.raises(TypeError, match="floating"):

@@ -229,6 +229,8 @@ def discretized_gaussian_log_likelihood(
     if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
         got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
         raise TypeError(f"x must be a floating torch.Tensor scaled to [-1, 1], got {got}.")
+    if x.numel() and torch.isnan(x).any():
+        raise ValueError("x contains NaN; the decoder needs data on the K-level grid in [-1, 1].")
     if x.numel() and (x.min() < -1.0 - 1e-4 or x.max() > 1.0 + 1e-4):
         raise ValueError(
             f"x must lie in [-1, 1] (found values in [{x.min().item():.3g}, {x.max().item():.3g}]); "
