@@ -91,12 +91,18 @@ def _effective_sample_size(w: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------- rendering
-def _new_figure(width: float, height: float):
+def _new_figure(width: float, height: float, **margins: float):
+    """A Figure with its own Agg canvas and fixed margins (``subplots_adjust`` keywords).
+
+    Fixed margins rather than constrained layout: on log axes one constrained-layout pass
+    measures every minor tick label and costs over a second, for the same picture.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
+    fig.subplots_adjust(**margins)
     return fig
 
 
@@ -118,8 +124,7 @@ def _assemble(fig, sliders: dict[str, Any], readout, draw: Callable[..., None], 
     ``draw(**slider_values)`` moves the artists; this wires it so that a dragged slider and
     ``box.update(name=value, ...)`` do the same thing: set the sliders, draw once, re-render.
 
-    Speed: the layout is computed once and then frozen (a constrained-layout pass per frame
-    costs more than the drawing).  If ``moving`` lists the only artists that change (and the
+    Speed: if ``moving`` lists the only artists that change (and the
     axes limits never do), everything else is drawn once into a background and a frame
     is just background + those artists ("blitting"); otherwise the figure is redrawn.
     """
@@ -129,8 +134,7 @@ def _assemble(fig, sliders: dict[str, Any], readout, draw: Callable[..., None], 
     holding = [False]  # while update() sets several sliders, their observers must not each redraw
     for art in moving or []:
         art.set_animated(True)  # left out of full draws, drawn by hand on top of the background
-    fig.canvas.draw()  # lays out once with the constrained engine ...
-    fig.set_layout_engine("none")  # ... then keeps that layout
+    fig.canvas.draw()
     background = fig.canvas.copy_from_bbox(fig.bbox) if moving else None
 
     def refresh(_change: object = None) -> None:
@@ -198,7 +202,7 @@ def posterior_explorer(schedule: NoiseSchedule | None = None, T: int = 1000, t: 
     ts = np.arange(1, s.T + 1)
     w_beta, w_tilde = eps_loss_weight(s, "beta"), eps_loss_weight(s, "beta_tilde")
 
-    fig = _new_figure(9.6, 2.9)
+    fig = _new_figure(9.6, 2.9, left=0.06, right=0.99, bottom=0.16, top=0.9, wspace=0.28)
     ax_var, ax_coef, ax_w = fig.subplots(1, 3)
     a: dict[str, Any] = {}
     a["beta"], = ax_var.plot(ts, s.betas[1:], label=r"$\beta_t$")
@@ -215,6 +219,7 @@ def posterior_explorer(schedule: NoiseSchedule | None = None, T: int = 1000, t: 
     ax_w.set(yscale="log", xlabel="t", title=r"weight $w_t$ of $\|\epsilon-\epsilon_\theta\|^2$")
     for ax, key in ((ax_var, "var_line"), (ax_coef, "coef_line"), (ax_w, "w_line")):
         ax.set_xscale("log")  # everything that separates β from β̃ happens in the first few steps
+        ax.minorticks_off()
         a[key] = ax.axvline(t, color="0.6", lw=0.8)
         ax.legend(fontsize=7, loc="best")
         ax.tick_params(labelsize=7)
@@ -278,7 +283,7 @@ def posterior_histogram(schedule: NoiseSchedule | None = None, x0: float = 0.5, 
         raise ValueError(f"n must be at least 100 samples for a histogram, got {n}.")
     noise = np.random.default_rng(seed).standard_normal(int(n))
 
-    fig = _new_figure(6.0, 3.0)
+    fig = _new_figure(6.0, 3.0, left=0.03, right=0.98, bottom=0.16, top=0.97)
     ax = fig.subplots()
     a: dict[str, Any] = {}
     # The limits move with every slider step, so the whole axes is redrawn each frame; text is
