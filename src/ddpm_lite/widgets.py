@@ -183,8 +183,9 @@ class ScheduleExplorer(_PNGWidget):
         a, sd = math.sqrt(s.alpha_bars[t]), math.sqrt(s.one_minus_alpha_bars[t])
         self.scatter.set_offsets((a * self.points + sd * self.points_noise).numpy())
         self.im.set_data(image_grid(a * self.digits + sd * self.digits_noise, ncols=4))
-        self.ax_pts.set_title(f"swiss roll, $x_{{{t}}}$", fontsize=10)
-        self.ax_img.set_title(f"digits, $x_{{{t}}}$", fontsize=10)
+        # Plain-text titles: mathtext would be parsed again on every frame.
+        self.ax_pts.set_title(f"swiss roll at t = {t}", fontsize=10)
+        self.ax_img.set_title(f"digits at t = {t}", fontsize=10)
         lt_bits = float(s.prior_kl_per_dim(self.mean_square)) / LN2
         self.values = {"alpha_bar_T": float(s.alpha_bars[T]), "L_T_bits_per_dim": lt_bits, "t": t, "T": T}
         self.readout.value = (f"<b>ᾱ<sub>T</sub></b> = {s.alpha_bars[T]:.4g}<br>"
