@@ -7,15 +7,23 @@ integer levels to [−1, 1] (eq. ``data-scaling``).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 
 __all__ = [
     "DIGITS_LEVELS",
     "swiss_roll",
+    "two_moons",
+    "gaussian_mixture",
     "digits",
+    "image_folder",
+    "IMAGE_EXTENSIONS",
     "to_model_range",
     "from_model_range",
+    "to_uint8_images",
 ]
 
 #: The bundled digits hold integers 0..16, i.e. 17 intensity levels.
@@ -58,6 +66,54 @@ def swiss_roll(n: int = 20000, seed: int = 0, *, noise: float = 0.5, standardize
     return torch.as_tensor((pts - mean) / std, dtype=torch.float32)
 
 
+def _standardize(pts: np.ndarray, standardize_with: tuple | None) -> torch.Tensor:
+    mean, std = standardize_with if standardize_with is not None else (pts.mean(0), pts.std(0))
+    return torch.as_tensor((pts - mean) / std, dtype=torch.float32)
+
+
+def _check_n(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or int(n) < 1:
+        raise ValueError(f"n must be a positive integer number of points, got n={n!r}.")
+    return int(n)
+
+
+def two_moons(n: int = 20000, seed: int = 0, *, noise: float = 0.05, standardize_with: tuple | None = None) -> torch.Tensor:
+    """2-D two interleaving half circles (``sklearn.datasets.make_moons``), standardized.
+
+    Standardized like :func:`swiss_roll`: with the points' own mean and std, or with
+    ``standardize_with`` = (mean, std) of a training set.
+    """
+    from sklearn.datasets import make_moons
+
+    n = _check_n(n)
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got noise={noise!r}.")
+    pts, _ = make_moons(n, noise=noise, random_state=seed)
+    return _standardize(pts, standardize_with)
+
+
+def gaussian_mixture(
+    n: int = 20000, seed: int = 0, *, modes: int = 8, radius: float = 4.0, std: float = 0.3,
+    standardize_with: tuple | None = None,
+) -> torch.Tensor:
+    """2-D mixture of ``modes`` equal-weight Gaussians (std ``std``) on a circle of ``radius``.
+
+    The classic mode-dropping test: a sampler that misses a mode shows it at once.
+    Standardized like :func:`swiss_roll`.
+    """
+    n = _check_n(n)
+    if isinstance(modes, bool) or not isinstance(modes, int) or modes < 1:
+        raise ValueError(f"modes must be a positive integer, got modes={modes!r}.")
+    if not (np.isfinite(std) and std > 0):
+        raise ValueError(f"std must be a finite number > 0, got std={std!r}.")
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, modes, size=n)
+    angle = 2.0 * np.pi * k / modes
+    centres = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    pts = centres + std * rng.standard_normal((n, 2))
+    return _standardize(pts, standardize_with)
+
+
 def digits(split: str = "train") -> torch.Tensor:
     """scikit-learn's bundled 8×8 digits as (N, 1, 8, 8) float32 in [−1, 1].
 
@@ -76,3 +132,80 @@ def digits(split: str = "train") -> torch.Tensor:
     elif split == "test":
         images = images[-DIGITS_TEST:]
     return to_model_range(images, DIGITS_LEVELS).unsqueeze(1)
+
+
+#: File endings :func:`image_folder` reads (case-insensitive).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def image_folder(path: str | os.PathLike, size: int | tuple[int, int] | None = None, mode: str = "L") -> torch.Tensor:
+    """Every image in the folder ``path`` as (N, C, H, W) float32 in [−1, 1].
+
+    Parameters
+    ----------
+    path:
+        A folder holding image files (see :data:`IMAGE_EXTENSIONS`; other files and
+        sub-folders are ignored), read in sorted file-name order so the result is
+        reproducible.
+    size:
+        ``(H, W)`` or an int for square images.  Every image is resized to it (bicubic,
+        PIL) when its size differs.  With ``size=None`` all images must already share one
+        size; mixed sizes then raise ``ValueError`` naming two files that differ.
+    mode:
+        ``"L"`` for grayscale (C = 1) or ``"RGB"`` (C = 3); images are converted to it.
+
+    Raises ``ValueError`` for a missing path, a file where a folder is expected, a folder
+    with no images, an unreadable or corrupt image (the message names the file) and mixed
+    sizes without ``size``.  Pixels are 8-bit levels mapped to [−1, 1] by
+    :func:`to_model_range`; :func:`from_model_range` maps samples back to uint8.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"mode must be 'L' (grayscale) or 'RGB', got {mode!r}.")
+    if size is not None:
+        hw = (size, size) if isinstance(size, (int, np.integer)) and not isinstance(size, bool) else size
+        try:
+            hw = tuple(int(s) for s in hw)
+        except (TypeError, ValueError):
+            raise ValueError(f"size must be an int or a pair (H, W) of positive ints, got {size!r}.") from None
+        if len(hw) != 2 or min(hw) < 1:
+            raise ValueError(f"size must be an int or a pair (H, W) of positive ints, got {size!r}.")
+    folder = Path(path)
+    if not folder.exists():
+        raise ValueError(f"image folder {str(folder)!r} does not exist.")
+    if not folder.is_dir():
+        raise ValueError(f"{str(folder)!r} is a file, but image_folder needs a folder of images.")
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise ValueError(
+            f"image folder {str(folder)!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)})."
+        )
+    arrays, first_size = [], None
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                im = im.convert(mode)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise ValueError(f"cannot read image file {str(f)!r}: {exc}") from None
+        if size is not None:
+            if im.size != (hw[1], hw[0]):  # PIL sizes are (W, H)
+                im = im.resize((hw[1], hw[0]), Image.Resampling.BICUBIC)
+        elif first_size is None:
+            first_size = (f, im.size)
+        elif im.size != first_size[1]:
+            raise ValueError(
+                f"images differ in size: {first_size[0].name} is {first_size[1][0]}x{first_size[1][1]} but "
+                f"{f.name} is {im.size[0]}x{im.size[1]} (W x H); pass size=(H, W) to resize them all."
+            )
+        a = np.asarray(im, dtype=np.uint8)
+        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    return to_model_range(np.stack(arrays), 256)
+
+
+def to_uint8_images(x: torch.Tensor) -> np.ndarray:
+    """Model-range images (N, C, H, W) → uint8 array (N, H, W, C) ready for PIL or matplotlib."""
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}.")
+    return from_model_range(x.detach().cpu(), 256).permute(0, 2, 3, 1).numpy()

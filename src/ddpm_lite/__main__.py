@@ -1,0 +1,7 @@
+"""``python -m ddpm_lite ...`` runs the command-line interface (see ``ddpm_lite.cli``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

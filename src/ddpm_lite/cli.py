@@ -1,0 +1,310 @@
+"""``python -m ddpm_lite`` / ``ddpm-lite``: train, sample and score a DDPM from the shell.
+
+Every command either finishes or leaves no half-written file: outputs are written to a
+temporary name and renamed.  Bad arguments and unusable inputs give one ``error: ...``
+line on stderr and exit code 2; Ctrl-C during training saves a checkpoint and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+TOY_DATA = ("digits", "swiss_roll", "moons", "mixture")
+TOY_TRAIN_N = 20000
+
+EPILOG = """\
+examples:
+  # train on the bundled 8x8 digits for one minute, checkpoints in runs/digits
+  python -m ddpm_lite train --data digits --seconds 60 --out runs/digits
+  # draw 64 samples: writes samples.png (a grid) and samples.npy (the raw values)
+  python -m ddpm_lite sample --run runs/digits --n 64 --out samples.png
+  # the variational bound on the test split, in bits per dimension (JSON)
+  python -m ddpm_lite bpd --run runs/digits
+  # a 2-D toy, or a folder of your own images resized to 16x16 grayscale
+  python -m ddpm_lite train --data swiss_roll --seconds 30 --out runs/roll
+  python -m ddpm_lite train --data ~/my_pictures --image-size 16 --mode L --seconds 600 --out runs/mine
+
+Running train again with the same --out resumes from the last checkpoint (the
+settings must match). Ctrl-C saves a checkpoint before exiting.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (and exit code 2) instead of two."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (try '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ddpm-lite`` command (exposed for docs and tests)."""
+    from .schedule import SCHEDULE_KINDS
+
+    parser = _Parser(prog="ddpm-lite", description="Train, sample and evaluate a small DDPM (Ho et al. 2020).",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="{train,sample,bpd}", parser_class=_Parser)
+    sub.required = True
+
+    tr = sub.add_parser("train", help="train a model (resumes if --out holds a checkpoint)", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("--data", required=True, metavar="DATA",
+                    help="digits, swiss_roll, moons, mixture, or a folder of images (PNG, JPEG, ...)")
+    tr.add_argument("--out", required=True, type=Path, help="run directory for checkpoints (created if missing)")
+    tr.add_argument("--seconds", type=_positive_float, help="wall-clock training budget")
+    tr.add_argument("--steps", type=_positive_int, help="total optimizer steps (counting resumed ones)")
+    tr.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    tr.add_argument("--schedule", default="linear", choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
+    tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of model init, batch order and noise (default 0)")
+    tr.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    tr.add_argument("--lr", type=_positive_float, default=None, help="AdamW learning rate (default 2e-3 for points and images under 16 px, "
+                    "as in benchmarks/; 1e-3 for larger images)")
+    tr.add_argument("--image-size", type=_positive_int, help="resize folder images to this square size")
+    tr.add_argument("--mode", default="L", choices=("L", "RGB"), help="folder images as grayscale (L) or RGB")
+    tr.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision on CUDA")
+    tr.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="steps between checkpoints")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sa = sub.add_parser("sample", help="draw samples from a trained run", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sa.add_argument("--run", required=True, type=Path, help="run directory written by 'train'")
+    sa.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
+    sa.add_argument("--out", required=True, type=Path,
+                    help="PNG to write (grid of images, or scatter plot of points); the raw samples go to the same name with .npy")
+    sa.add_argument("--sampler", default="ancestral", choices=("ancestral", "ddim"), help="default ancestral (T steps)")
+    sa.add_argument("--ddim-steps", type=_positive_int, default=50, help="steps for --sampler ddim (default 50)")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--device", default="auto")
+
+    bp = sub.add_parser("bpd", help="variational bound in bits/dim on held-out data (prints JSON)", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bp.add_argument("--run", required=True, type=Path, help="run directory written by 'train'")
+    bp.add_argument("--n", type=_positive_int, help="evaluate on the first N held-out samples (default: all, max 1000)")
+    bp.add_argument("--seed", type=int, default=0)
+    bp.add_argument("--device", default="auto")
+    return parser
+
+
+# ---------------------------------------------------------------------------- data
+def load_dataset(name: str, image_size: int | None = None, mode: str = "L", split: str = "train"):
+    """(tensor, metadata) for a --data value; ``split="test"`` gives held-out data."""
+    from . import data
+
+    if name == "digits":
+        return data.digits(split), {"data": "digits", "num_levels": data.DIGITS_LEVELS}
+    toys = {"swiss_roll": data.swiss_roll, "moons": data.two_moons, "mixture": data.gaussian_mixture}
+    if name in toys:
+        fn = toys[name]
+        train = fn(TOY_TRAIN_N, seed=0)
+        if split == "train":
+            return train, {"data": name, "num_levels": None}
+        # Held-out points: a fresh seed, scaled with the training set's statistics.
+        raw = fn(TOY_TRAIN_N, seed=0, standardize_with=(0.0, 1.0)).double()
+        stats = (raw.mean(0).numpy(), raw.std(0, unbiased=False).numpy())
+        return fn(5000, seed=1, standardize_with=stats), {"data": name, "num_levels": None}
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise ValueError(f"--data must be one of {', '.join(TOY_DATA)} or an existing folder of images; "
+                         f"{name!r} is neither.")
+    images = data.image_folder(path, size=image_size, mode=mode)
+    return images, {"data": str(path.resolve()), "image_size": image_size, "mode": mode, "num_levels": 256}
+
+
+def _diffusion_from_config(cfg: dict):
+    from .diffusion import GaussianDiffusion
+    from .schedule import NoiseSchedule
+    from .training import diffusion_config
+
+    schedule = NoiseSchedule.from_name(cfg["schedule"], cfg["T"])
+    diffusion = GaussianDiffusion(schedule, variance=cfg["variance"], num_levels=cfg["num_levels"])
+    if diffusion_config(diffusion)["betas_sha256"] != cfg["betas_sha256"]:
+        raise ValueError(f"the run's noise schedule ({cfg['schedule']}, T={cfg['T']}) cannot be rebuilt by name.")
+    return diffusion
+
+
+def load_run(run: Path, device: str = "auto"):
+    """(EMA model in eval mode, diffusion, checkpoint state, device) of a run directory."""
+    from .checkpoint import load_checkpoint
+    from .models import build_model
+    from .training import resolve_device
+
+    dev = resolve_device(device)
+    state = load_checkpoint(run)
+    model = build_model(state["config"]["model"])
+    model.load_state_dict(state["ema"])
+    return model.to(dev).eval(), _diffusion_from_config(state["config"]["diffusion"]), state, dev
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .diffusion import GaussianDiffusion
+    from .models import count_parameters, default_model
+    from .schedule import NoiseSchedule
+    from .training import resolve_device, train
+
+    if args.seconds is None and args.steps is None:
+        raise ValueError("give a budget: --seconds S and/or --steps N.")
+    device = resolve_device(args.device)  # fail before the slow part
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {str(args.out)!r} is a file; it must be a run directory.")
+    data, meta = load_dataset(args.data, args.image_size, args.mode)
+    schedule = NoiseSchedule.from_name(args.schedule, args.T)
+    diffusion = GaussianDiffusion(schedule, num_levels=meta["num_levels"])
+    torch.manual_seed(args.seed)
+    model = default_model(tuple(data.shape), T=args.T)
+    small = data.dim() == 2 or min(data.shape[-2:]) < 16
+    lr = args.lr if args.lr is not None else (2e-3 if small else 1e-3)
+    print(f"training {type(model).__name__} ({count_parameters(model):,} parameters) on {meta['data']} "
+          f"{tuple(data.shape)}, T={args.T} {args.schedule} schedule; checkpoints in {args.out}", file=sys.stderr)
+    result = train(model, diffusion, data, steps=args.steps, seconds=args.seconds, batch_size=args.batch_size,
+                   lr=lr, device=device, amp=args.amp, checkpoint_dir=args.out,
+                   checkpoint_every=args.checkpoint_every, seed=args.seed, progress=not args.no_progress,
+                   metadata=meta)
+    summary = {"steps": result.steps, "seconds": round(result.seconds, 2),
+               "steps_per_second": round(result.steps_per_second, 2),
+               "final_loss": result.losses[-1][1] if result.losses else None, "out": str(args.out),
+               "interrupted": result.interrupted, "device": str(result.device)}
+    print(json.dumps(summary))
+    if result.interrupted:
+        print(f"interrupted: checkpoint saved in {args.out}; run the same command to resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _grid_png(x) -> bytes:
+    """Images (N, C, H, W) in [−1, 1] → PNG bytes of a near-square grid with 1-px gaps."""
+    import numpy as np
+    from PIL import Image
+
+    from .data import to_uint8_images
+
+    imgs = to_uint8_images(x)  # (N, H, W, C)
+    n, h, w, c = imgs.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = imgs[i]
+    # Tiny images (8×8 digits) are enlarged so the grid is visible on a screen.
+    scale = max(1, 256 // max(canvas.shape[:2]))
+    im = Image.fromarray(canvas[..., 0] if c == 1 else canvas).resize(
+        (canvas.shape[1] * scale, canvas.shape[0] * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _scatter_png(points) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 4), dpi=100)
+    ax = fig.add_subplot()
+    p = points.cpu().numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5)
+    ax.set_aspect("equal")
+    ax.set_title(f"{len(p)} samples")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .checkpoint import atomic_write_bytes
+
+    if args.out.suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {str(args.out)!r}.")
+    if not args.out.parent.is_dir():
+        raise ValueError(f"the folder of --out, {str(args.out.parent)!r}, does not exist.")
+    model, diffusion, state, dev = load_run(args.run, args.device)
+    shape = (args.n, *state["config"]["data"]["shape"][1:])
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    with torch.no_grad():
+        if args.sampler == "ddim":
+            x = diffusion.ddim_sample(model, shape, steps=args.ddim_steps, generator=gen, device=dev)
+        else:
+            x = diffusion.sample(model, shape, generator=gen, device=dev)
+    x = x.float().cpu()
+    png = _grid_png(x) if x.dim() == 4 else _scatter_png(x)
+    buf = io.BytesIO()
+    np.save(buf, x.numpy())
+    npy = args.out.with_suffix(".npy")
+    atomic_write_bytes(npy, buf.getvalue())
+    atomic_write_bytes(args.out, png)
+    print(json.dumps({"png": str(args.out), "npy": str(npy), "shape": list(x.shape), "sampler": args.sampler}))
+    return 0
+
+
+def cmd_bpd(args: argparse.Namespace) -> int:
+    import torch
+
+    model, diffusion, state, dev = load_run(args.run, args.device)
+    meta = state["metadata"]
+    name = meta.get("data")
+    if name in TOY_DATA:
+        held_out, _ = load_dataset(name, split="test")
+        split = "test"
+    else:
+        # A folder has no held-out split: score the training images themselves.
+        held_out, _ = load_dataset(name, meta.get("image_size"), meta.get("mode", "L"))
+        split = "train"
+    n = min(args.n or 1000, held_out.shape[0])
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    res = diffusion.bits_per_dim(model, held_out[:n].to(dev), generator=gen)
+    vb = res["vb"]
+    out = {"bits_per_dim": res["total"], "prior_L_T": res["prior"], "sum_L_t_minus_1": float(vb[1:].sum()),
+           "decoder_L_0": res["decoder"], "n": n, "split": split, "data": name,
+           "num_levels": diffusion.num_levels, "steps_trained": state["step"]}
+    if diffusion.num_levels is None:
+        out["note"] = "continuous data: a differential bound (can be negative), not a code length"
+    print(json.dumps(out))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``ddpm-lite`` and ``python -m ddpm_lite``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"train": cmd_train, "sample": cmd_sample, "bpd": cmd_bpd}
+    try:
+        return commands[args.command](args)
+    except (ValueError, OSError, FloatingPointError) as exc:  # CheckpointError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # outside the training loop (which saves and returns by itself)
+        print("interrupted", file=sys.stderr)
+        return 130

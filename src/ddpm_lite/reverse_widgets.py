@@ -1,0 +1,198 @@
+"""The reverse-chain viewer: a slider over recorded sampling steps, noise → data.
+
+Like the explorers of :mod:`ddpm_lite.widgets`, it builds one matplotlib figure, and on
+each slider event changes the artists' data, blits them over a cached background and
+re-encodes the figure as PNG into an ``ipywidgets.Image``; the first frame is part of the
+widget state, so the rendered book shows it without a kernel.
+
+The trajectories come from :meth:`GaussianDiffusion.sample` with ``trajectory_every=k``:
+memory holds T/k + 2 copies of each batch, never the whole chain.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .diffusion import GaussianDiffusion
+
+__all__ = ["image_grid", "new_figure", "png_bytes", "record_reverse_chain", "ReverseChainViewer",
+           "reverse_chain_viewer"]
+
+#: Axis limits for standardized 2-D point clouds (as in the forward-chain viewer).
+POINT_LIMITS = (-3.2, 3.2)
+
+
+# The three helpers below mirror ddpm_lite.plotting on the main branch (not in this
+# branch yet); once both are merged they can be imported from there instead.
+def new_figure(width: float, height: float, dpi: int = 100):
+    """A pyplot-free ``Figure`` with an Agg canvas, laid out once by constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Any, draw: bool = True) -> bytes:
+    """The figure's canvas as PNG bytes (``draw=False``: encode what is on the canvas now)."""
+    from PIL import Image
+
+    if draw:
+        fig.canvas.draw()
+    canvas = fig.canvas
+    buf = io.BytesIO()
+    Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+        buf, format="png", compress_level=1)
+    return buf.getvalue()
+
+
+def image_grid(images: torch.Tensor | np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile grayscale images (N, 1, H, W) in [−1, 1] into one (rows·(H+pad)−pad, cols·(W+pad)−pad) array in [0, 1].
+
+    Values are clipped to [−1, 1] first, so early (noisy) states show as saturated pixels.
+    Padding is white (1.0).
+    """
+    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"images must have shape (N, 1, H, W), got {x.shape}.")
+    n, _, h, w = x.shape
+    ncols = ncols or int(np.ceil(np.sqrt(n)))
+    nrows = int(np.ceil(n / ncols))
+    grid = np.ones((nrows * (h + pad) - pad, ncols * (w + pad) - pad))
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        grid[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = (np.clip(x[i, 0], -1, 1) + 1) / 2
+    return grid
+
+
+def record_reverse_chain(diffusion: GaussianDiffusion, eps_model: Any, shape: tuple[int, ...], every: int = 10,
+                         seed: int = 0) -> dict[int, torch.Tensor]:
+    """Run Algorithm 2 once and keep x_t for t = T, every multiple of ``every``, and 0.
+
+    Returns {t: x_t} (CPU tensors).  Bounded memory: about T/every + 2 states.
+    """
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise ValueError(f"every must be a positive integer number of steps, got every={every!r}.")
+    g = torch.Generator().manual_seed(seed)
+    _, trajectory = diffusion.sample(eps_model, shape, generator=g, trajectory_every=int(every))
+    return {int(t): x.detach().cpu() for t, x in trajectory}
+
+
+class ReverseChainViewer:
+    """A t slider over recorded reverse chains of 2-D points and/or images.
+
+    ``points``/``images``: {t: x_t} as returned by :func:`record_reverse_chain` (either may
+    be None, not both).  The slider runs from T down to 0, as sampling does; ``update(t)``
+    moves it to the recorded step nearest to t and redraws (tests drive it this way).
+    """
+
+    def __init__(self, points: dict[int, torch.Tensor] | None = None, images: dict[int, torch.Tensor] | None = None,
+                 reference_points: torch.Tensor | None = None, t: int | None = None, max_images: int = 16) -> None:
+        import ipywidgets as W
+
+        chains = [c for c in (points, images) if c is not None]
+        if not chains:
+            raise ValueError("give at least one recorded chain: points={t: x_t} or images={t: x_t}.")
+        steps = sorted(set.intersection(*(set(c) for c in chains)), reverse=True)
+        if not steps:
+            raise ValueError("the recorded chains share no timestep; record them with the same T and `every`.")
+        self.points, self.images, self.steps = points, images, steps
+        self.max_images = int(max_images)
+        self.slider = W.SelectionSlider(options=steps, value=steps[0] if t is None else self._nearest(t),
+                                        description="t", continuous_update=True)
+        self.image = W.Image(format="png")
+        panels = int(points is not None) + int(images is not None)
+        self.figure = new_figure(3.3 * panels, 3.5, dpi=72)
+        axes = list(np.atleast_1d(self.figure.subplots(1, panels)))
+        self.dynamic: list = []
+        self.scatter = self.im = None
+        if points is not None:
+            ax = axes.pop(0)
+            if reference_points is not None:
+                ref = reference_points.detach().cpu()
+                ax.scatter(ref[:, 0], ref[:, 1], s=1, color="0.8", rasterized=True, label="data")
+            first = points[steps[0]]
+            self.scatter = ax.scatter(first[:, 0], first[:, 1], s=1, alpha=0.5, color="tab:blue")
+            ax.set_xlim(*POINT_LIMITS)
+            ax.set_ylim(*POINT_LIMITS)
+            ax.set_aspect("equal")
+            self.ax_pts = ax
+            self.dynamic += [self.scatter, ax.title]
+        if images is not None:
+            ax = axes.pop(0)
+            self.im = ax.imshow(image_grid(images[steps[0]][: self.max_images]), cmap="gray", vmin=0, vmax=1,
+                                interpolation="nearest")
+            self.ax_img = ax
+            self.dynamic += [self.im, ax.title]
+        for ax in self.figure.axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self._background = None
+        self.slider.observe(lambda change: self._draw(), names="value")
+        self.widget = W.VBox([self.slider, self.image])
+        self._draw(full=True)
+
+    def _nearest(self, t: int) -> int:
+        return min(self.steps, key=lambda k: abs(k - int(t)))
+
+    def update(self, t: int | None = None) -> None:
+        """Show the recorded step nearest to ``t`` (default: the slider's current value)."""
+        if t is None:
+            self._draw()
+            return
+        new = self._nearest(t)
+        if new == self.slider.value:
+            self._draw()
+        else:
+            self.slider.value = new  # the observer redraws
+
+    def _draw(self, full: bool = False) -> None:
+        t = self.slider.value
+        if self.scatter is not None:
+            self.scatter.set_offsets(self.points[t].numpy())
+            self.ax_pts.set_title(f"2-D points, $x_{{{t}}}$", fontsize=10)
+        if self.im is not None:
+            self.im.set_data(image_grid(self.images[t][: self.max_images]))
+            self.ax_img.set_title(f"digits, $x_{{{t}}}$", fontsize=10)
+        self.shown_t = t
+        canvas = self.figure.canvas
+        if full or self._background is None:
+            canvas.draw()  # lay out once with the real artists, then freeze the layout
+            self.figure.set_layout_engine("none")
+            for a in self.dynamic:
+                a.set_animated(True)
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
+            w, h = canvas.get_width_height()
+            self.image.width, self.image.height = str(w), str(h)
+        else:
+            canvas.restore_region(self._background)
+        for a in self.dynamic:
+            self.figure.draw_artist(a)
+        self.image.value = png_bytes(self.figure, draw=False)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def reverse_chain_viewer(diffusion: GaussianDiffusion, point_model: Any = None, image_model: Any = None, *,
+                         image_diffusion: GaussianDiffusion | None = None, n_points: int = 1000, n_images: int = 16,
+                         image_shape: Sequence[int] = (1, 8, 8), every: int = 10, seed: int = 0,
+                         reference_points: torch.Tensor | None = None) -> ReverseChainViewer:
+    """Sample once with each given model, recording every ``every``-th step, and return the viewer.
+
+    ``diffusion`` drives the point model; ``image_diffusion`` (default: ``diffusion``) the
+    image model.  Both chains must have the same T so the slider can show them together.
+    """
+    img_diff = image_diffusion or diffusion
+    if point_model is not None and image_model is not None and img_diff.T != diffusion.T:
+        raise ValueError(f"both chains need the same T to share a slider, got T={diffusion.T} and T={img_diff.T}.")
+    points = record_reverse_chain(diffusion, point_model, (n_points, 2), every, seed) if point_model is not None else None
+    images = (record_reverse_chain(img_diff, image_model, (n_images, *image_shape), every, seed)
+              if image_model is not None else None)
+    return ReverseChainViewer(points, images, reference_points=reference_points)

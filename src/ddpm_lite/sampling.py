@@ -1,0 +1,227 @@
+"""Samplers for a trained ε-model: ancestral (Ho et al. 2020, Algorithm 2) and DDIM.
+
+Both are written for speed on a CPU as much as on a GPU: every per-step constant is
+computed once per call in float64 and handed to torch as a Python float, the loop
+updates x in place, draws noise into one reused buffer, and never asks the device
+for a value (no host/device synchronisation until the caller reads the result).
+Inputs are validated once, before the loop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .diffusion import GaussianDiffusion
+
+__all__ = ["ancestral_sample", "ddim_sample", "ddim_timesteps", "randn", "resolve_device"]
+
+EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def resolve_device(device: torch.device | str | None, eps_model: object = None) -> torch.device:
+    """``None`` → the model's parameter device (CPU for a plain function); ``"auto"`` → cuda, mps, cpu."""
+    if device is None:
+        param = _first_param(eps_model)
+        return param.device if param is not None else torch.device("cpu")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be None, 'auto' or a torch device such as 'cpu' or 'cuda', got {device!r}.") from None
+
+
+def _first_param(eps_model: object) -> torch.Tensor | None:
+    if isinstance(eps_model, torch.nn.Module):
+        for p in eps_model.parameters():
+            if p.is_floating_point():
+                return p
+    return None
+
+
+def _resolve_dtype(dtype: torch.dtype | None, eps_model: object) -> torch.dtype:
+    if dtype is None:
+        param = _first_param(eps_model)
+        return param.dtype if param is not None else torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}.")
+    return dtype
+
+
+def randn(shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Standard normal noise from ``generator``, drawn on the generator's own device.
+
+    A CPU generator can thus drive sampling on a GPU (the draw is copied over), and a
+    seed gives the same numbers whatever device the computation runs on.
+    """
+    if generator is None or generator.device == torch.device(device):
+        return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+    return torch.randn(tuple(shape), generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
+def _check_call(eps_model: object, shape: object, generator: object) -> tuple[int, ...]:
+    if not callable(eps_model):
+        raise ValueError(f"eps_model must be callable as eps_model(xt, t), got {type(eps_model).__name__}.")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
+    if isinstance(shape, (int, np.integer)) or not isinstance(shape, (tuple, list, torch.Size)):
+        raise ValueError(f"shape must be a tuple (batch, ...) such as (500, 2) or (16, 1, 8, 8), got {shape!r}.")
+    if len(shape) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
+        raise ValueError(f"shape must hold ≥ 2 positive integers, batch first, e.g. (500, 2); got {tuple(shape)!r}.")
+    return tuple(int(s) for s in shape)
+
+
+def _check_eps(eps: object, x: torch.Tensor) -> None:
+    if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
+        got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+        raise ValueError(f"eps_model(xt, t) must return a tensor shaped like xt {tuple(x.shape)}, got {got}.")
+
+
+class _Noise:
+    """Fills one reused buffer with N(0, I) per step; falls back to copying across devices."""
+
+    def __init__(self, like: torch.Tensor, generator: torch.Generator | None) -> None:
+        self.generator = generator
+        self.same_device = generator is None or generator.device == like.device
+        self.buf = torch.empty_like(like)
+
+    def __call__(self) -> torch.Tensor:
+        if self.same_device:
+            return self.buf.normal_(generator=self.generator)
+        return randn(self.buf.shape, self.generator, self.buf.device, self.buf.dtype)
+
+
+def ancestral_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape: tuple[int, ...],
+                     generator: torch.Generator | None = None, device: torch.device | str | None = None,
+                     trajectory_every: int | None = None, clip_x0: bool = False, dtype: torch.dtype | None = None):
+    """Draw x_0 by running p_θ from x_T ~ N(0, I) down to t = 1 (Algorithm 2, eq. ``ancestral-step``).
+
+    x_{t−1} = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε_θ(x_t, t)) + σ_t z,  z ~ N(0, I) for t > 1 and
+    z = 0 at t = 1, so the returned x_0 is the decoder mean μ_θ(x_1, 1) (no rounding to
+    data levels: use :func:`ddpm_lite.data.from_model_range` for that).  σ_t² is the
+    diffusion's ``variance`` choice.
+
+    Parameters
+    ----------
+    shape:
+        (batch, ...) of the samples, e.g. (5000, 2) or (64, 1, 8, 8).
+    generator:
+        Source of all randomness (x_T and every z); the same seed gives the same samples.
+    device, dtype:
+        Where and in which precision to sample; default: those of the model's first
+        floating parameter (CPU/float32 for a plain function).  ``device="auto"`` picks
+        cuda, then mps, then cpu.
+    trajectory_every:
+        If set to k, also return a list of (t, x_t) for x_T, every t divisible by k, and
+        x_0, in decreasing t: at most T//k + 2 tensors are kept.
+    clip_x0:
+        Clamp x̂_0 to [−1, 1] each step and step to μ̃_t(x_t, x̂_0) (images only).
+
+    Runs under ``torch.inference_mode``; put the model in eval mode first.  The result is
+    an inference tensor: ``.clone()`` it before using it where autograd records.
+    """
+    shape = _check_call(eps_model, shape, generator)
+    if trajectory_every is not None and (isinstance(trajectory_every, bool) or not isinstance(trajectory_every, (int, np.integer))
+                                         or trajectory_every < 1):
+        raise ValueError(f"trajectory_every must be None or a positive integer, got {trajectory_every!r}.")
+    device, dtype = resolve_device(device, eps_model), _resolve_dtype(dtype, eps_model)
+    s, T = diffusion.schedule, diffusion.T
+    # Per-step constants as Python floats: no tensor indexing, no device traffic in the loop.
+    recip_sqrt_alpha = diffusion.recip_sqrt_alphas.tolist()
+    eps_coef = diffusion.eps_coef.tolist()
+    sigma = np.sqrt(diffusion.model_variance).tolist()
+    c_x0, c_eps = diffusion.sqrt_recip_alpha_bars.tolist(), diffusion.sqrt_recipm1_alpha_bars.tolist()
+    post_x0, post_xt = s.posterior_mean_coef_x0.tolist(), s.posterior_mean_coef_xt.tolist()
+
+    with torch.inference_mode():
+        x = randn(shape, generator, device, dtype)
+        noise = _Noise(x, generator)
+        trajectory = [(T, x.clone())] if trajectory_every else None
+        t_batch = torch.empty(shape[0], dtype=torch.long, device=device)
+        for t in range(T, 0, -1):
+            eps = eps_model(x, t_batch.fill_(t))
+            if t == T:
+                _check_eps(eps, x)
+            if clip_x0:
+                x0_hat = (x * c_x0[t]).sub_(eps, alpha=c_eps[t]).clamp_(-1.0, 1.0)
+                x = x0_hat.mul_(post_x0[t]).add_(x, alpha=post_xt[t])
+            else:
+                x = x.sub_(eps, alpha=eps_coef[t]).mul_(recip_sqrt_alpha[t])
+            if t > 1:
+                x.add_(noise(), alpha=sigma[t])
+            if trajectory is not None and ((t - 1) % trajectory_every == 0):
+                trajectory.append((t - 1, x.clone()))
+    return (x, trajectory) if trajectory is not None else x
+
+
+def ddim_timesteps(T: int, steps: int) -> list[int]:
+    """The ``steps`` timesteps τ_S > … > τ_1 DDIM visits: evenly spaced in 1..T, T first.
+
+    ``steps = T`` gives every timestep, so DDIM with η = 1 is then the ancestral
+    sampler with σ_t² = β̃_t.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= T:
+        raise ValueError(f"steps must be an integer in 1..T (T={T}), got steps={steps!r}.")
+    taus = np.round(np.linspace(T, 1, int(steps))).astype(np.int64)
+    return [int(v) for v in taus]
+
+
+def ddim_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape: tuple[int, ...], steps: int = 50,
+                eta: float = 0.0, generator: torch.Generator | None = None, device: torch.device | str | None = None,
+                dtype: torch.dtype | None = None) -> torch.Tensor:
+    """DDIM (Song et al. 2021, eq. 12) on the timesteps of :func:`ddim_timesteps` (eq. ``ddim-step``).
+
+    From τ = t to the next visited step s (s = 0 after the last):
+    x̂_0 = (x_t − √(1 − ᾱ_t) ε_θ)/√ᾱ_t,
+    σ = η √((1 − ᾱ_s)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_s),
+    x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε_θ + σ z.
+    With ᾱ_0 = 1 the last step returns x̂_0 exactly.
+
+    Parameters
+    ----------
+    steps:
+        Number of model evaluations, 1..T (default 50).
+    eta:
+        Noise scale η ≥ 0: 0 is the deterministic DDIM sampler (x_T alone fixes x_0),
+        1 with ``steps = T`` is ancestral sampling with σ_t² = β̃_t.
+    generator, device, dtype:
+        As for :func:`ancestral_sample`.  With η = 0 only x_T is random.
+    """
+    shape = _check_call(eps_model, shape, generator)
+    T = diffusion.T
+    taus = ddim_timesteps(T, steps)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating)) or not np.isfinite(eta) or eta < 0:
+        raise ValueError(f"eta must be a finite number ≥ 0, got eta={eta!r}.")
+    device, dtype = resolve_device(device, eps_model), _resolve_dtype(dtype, eps_model)
+    s = diffusion.schedule
+    a_bar, one_minus = s.alpha_bars, s.one_minus_alpha_bars
+    # x_s = a·x_t + b·ε_θ + σ z with a = √(ᾱ_s/ᾱ_t), b = √(1 − ᾱ_s − σ²) − √ᾱ_s √((1 − ᾱ_t)/ᾱ_t).
+    plan = []
+    for i, t in enumerate(taus):
+        prev = taus[i + 1] if i + 1 < len(taus) else 0
+        # 1 − ᾱ_t/ᾱ_s = −expm1(log ᾱ_t − log ᾱ_s): accurate when the two steps are adjacent.
+        ratio_gap = -np.expm1(np.log(a_bar[t]) - np.log(a_bar[prev]))
+        sig = float(eta) * np.sqrt(one_minus[prev] / one_minus[t] * ratio_gap)
+        a = np.sqrt(a_bar[prev] / a_bar[t])
+        b = np.sqrt(max(one_minus[prev] - sig**2, 0.0)) - np.sqrt(a_bar[prev]) * diffusion.sqrt_recipm1_alpha_bars[t]
+        plan.append((t, float(a), float(b), float(sig)))
+
+    with torch.inference_mode():
+        x = randn(shape, generator, device, dtype)
+        noise = _Noise(x, generator)
+        t_batch = torch.empty(shape[0], dtype=torch.long, device=device)
+        for i, (t, a, b, sig) in enumerate(plan):
+            eps = eps_model(x, t_batch.fill_(t))
+            if i == 0:
+                _check_eps(eps, x)
+            x = x.mul_(a).add_(eps, alpha=b)
+            if sig > 0.0:
+                x.add_(noise(), alpha=sig)
+    return x
