@@ -400,6 +400,6 @@ def reverse_steps() -> list[Step]:
 
 
 def reference_loss_weight() -> Step:
-    """The reference's weight β_t/(2σ_t² α_t(1 − ᾱ_{t−1})) against eq. ``loss-weight``: false."""
+    """The reference's weight β_t/(2σ_t² α_t(1 − ᾱ_{t−1})) against eq. ``eps-weight``: false."""
     return check_identity("reference: epsilon-weight", loss_weight_reference, loss_weight,
                           points=[{alpha_t: sp.Rational(9, 10), abar_prev: sp.Rational(1, 2), sigma2: sp.Rational(1, 10)}])
