@@ -90,7 +90,7 @@ class GaussianDiffusion(ForwardProcess):
             var = np.exp(s.posterior_log_variance_clipped)
         self.model_variance = var
         self.model_log_variance = np.log(var)
-        # μ_θ = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε_θ)  (eq. ``eps-mean``).
+        # μ_θ = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε_θ)  (eq. ``eps-param``).
         self.recip_sqrt_alphas = 1.0 / s.sqrt_alphas
         denom = s.sqrt_one_minus_alpha_bars.copy()
         denom[0] = 1.0
@@ -130,7 +130,7 @@ class GaussianDiffusion(ForwardProcess):
     # ------------------------------------------------------------------ reverse process
     def p_mean_variance(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor, clip_x0: bool = False
                         ) -> dict[str, torch.Tensor]:
-        """Mean and variance of p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) (eq. ``eps-mean``).
+        """Mean and variance of p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) (eq. ``eps-param``).
 
         μ_θ(x_t, t) = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) · ε_θ(x_t, t)), σ_t² from ``variance``.
 
@@ -175,7 +175,7 @@ class GaussianDiffusion(ForwardProcess):
         return -0.5 * (_LOG_2PI + log_variance + (x0 - mean) ** 2 * torch.exp(-log_variance))
 
     def vb_terms_bpd(self, eps_model: EpsModel, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """L_{t−1} for each sample, in bits per dimension (eqs. ``Lt-1``, ``decoder``).
+        """L_{t−1} for each sample, in bits per dimension (eqs. ``Lt-minus-1``, ``decoder``).
 
         For t ≥ 2: KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)), a Gaussian KL.
         For t = 1: −log p_θ(x_0 | x_1), the decoder with log-scale ½ log σ_1².
@@ -210,7 +210,7 @@ class GaussianDiffusion(ForwardProcess):
                         t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                         generator: torch.Generator | None = None, check_inputs: bool = True
                         ) -> dict[str, torch.Tensor]:
-        """Per-sample training losses from one ε_θ evaluation (eqs. ``L-simple``, ``Lt-1``).
+        """Per-sample training losses from one ε_θ evaluation (eqs. ``l-simple``, ``Lt-minus-1``).
 
         Parameters
         ----------
@@ -261,7 +261,7 @@ class GaussianDiffusion(ForwardProcess):
 
     def loss_simple(self, eps_model: EpsModel, x0: torch.Tensor, t: torch.Tensor | None = None,
                     noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """L_simple per sample: ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖² / dim, t ~ U{1..T} (eq. ``L-simple``)."""
+        """L_simple per sample: ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖² / dim, t ~ U{1..T} (eq. ``l-simple``)."""
         return self.training_losses(eps_model, x0, "simple", t=t, noise=noise, generator=generator)["loss"]
 
     def loss_vb(self, eps_model: EpsModel, x0: torch.Tensor, t: torch.Tensor | None = None,
@@ -278,7 +278,7 @@ class GaussianDiffusion(ForwardProcess):
     @torch.no_grad()
     def bits_per_dim(self, eps_model: EpsModel, x0: torch.Tensor, batch_size: int = 4096,
                      generator: torch.Generator | None = None) -> dict:
-        """The full bound L_T + Σ_{t≥2} L_{t−1} + L_0 in bits/dim, every t evaluated (eq. ``bound-bpd``).
+        """The full bound L_T + Σ_{t≥2} L_{t−1} + L_0 in bits/dim, every t evaluated (eq. ``bpd-total``).
 
         Each (sample, t) pair gets one draw of x_t ~ q(x_t | x_0).  Several timesteps
         are stacked into one model call of at most ``batch_size`` rows to keep the model
@@ -321,7 +321,7 @@ class GaussianDiffusion(ForwardProcess):
     def sample(self, eps_model: EpsModel, shape: tuple[int, ...], generator: torch.Generator | None = None,
                device: torch.device | str | None = None, trajectory_every: int | None = None,
                clip_x0: bool = False, dtype: torch.dtype | None = None):
-        """Ancestral sampling, Algorithm 2 of Ho et al. (eq. ``ancestral-step``).
+        """Ancestral sampling, Algorithm 2 of Ho et al. (eq. ``sampling-step``).
 
         See :func:`ddpm_lite.sampling.ancestral_sample` for the options.  Returns x_0, or
         (x_0, trajectory) when ``trajectory_every`` is set.
@@ -332,7 +332,7 @@ class GaussianDiffusion(ForwardProcess):
     def ddim_sample(self, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 50, eta: float = 0.0,
                     generator: torch.Generator | None = None, device: torch.device | str | None = None,
                     dtype: torch.dtype | None = None) -> torch.Tensor:
-        """DDIM sampling on ``steps`` of the T timesteps (Song et al. 2021; eq. ``ddim-step``).
+        """DDIM sampling on ``steps`` of the T timesteps (Song et al. 2021, eq. 12).
 
         See :func:`ddpm_lite.sampling.ddim_sample` for the options.
         """

@@ -29,7 +29,7 @@ class ForwardProcess:
 
     Besides the schedule's tables it builds (float64, index = timestep)
     ``sqrt_recip_alpha_bars`` = 1/√ᾱ_t and ``sqrt_recipm1_alpha_bars`` = √((1 − ᾱ_t)/ᾱ_t),
-    the two coefficients of x̂_0 (eq. ``predict-x0``).
+    the two coefficients of x̂_0 (eq. ``x0-from-eps``).
     """
 
     def __init__(self, schedule: NoiseSchedule) -> None:
@@ -170,7 +170,7 @@ class ForwardProcess:
 
     # ------------------------------------------------------------------ ε ↔ x_0
     def predict_x0_from_eps(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """x̂_0 = (x_t − √(1 − ᾱ_t) ε)/√ᾱ_t, the reparameterization solved for x_0 (eq. ``predict-x0``)."""
+        """x̂_0 = (x_t − √(1 − ᾱ_t) ε)/√ᾱ_t, the reparameterization solved for x_0 (eq. ``x0-from-eps``)."""
         self._check_x(xt, "xt")
         self._check_same_shape(eps, xt, "eps", "xt")
         return self._predict_x0(xt, self._check_t(t, xt), eps)
@@ -187,7 +187,7 @@ class ForwardProcess:
 
     # ------------------------------------------------------------------ the prior term L_T
     def prior_kl(self, x0: torch.Tensor) -> torch.Tensor:
-        """L_T = KL(q(x_T | x_0) ‖ N(0, I)) per sample, summed over dimensions, in nats (eq. ``LT``)."""
+        """L_T = KL(q(x_T | x_0) ‖ N(0, I)) per sample, summed over dimensions, in nats (eq. ``LT``; the closed form is ``LT-closed-form``)."""
         self._check_x(x0)
         t = torch.full((x0.shape[0],), self.T, device=x0.device, dtype=torch.long)
         mean, var = self.q_mean_variance(x0, t)

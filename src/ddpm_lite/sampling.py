@@ -101,7 +101,7 @@ class _Noise:
 def ancestral_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape: tuple[int, ...],
                      generator: torch.Generator | None = None, device: torch.device | str | None = None,
                      trajectory_every: int | None = None, clip_x0: bool = False, dtype: torch.dtype | None = None):
-    """Draw x_0 by running p_θ from x_T ~ N(0, I) down to t = 1 (Algorithm 2, eq. ``ancestral-step``).
+    """Draw x_0 by running p_θ from x_T ~ N(0, I) down to t = 1 (Algorithm 2, eq. ``sampling-step``).
 
     x_{t−1} = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε_θ(x_t, t)) + σ_t z,  z ~ N(0, I) for t > 1 and
     z = 0 at t = 1, so the returned x_0 is the decoder mean μ_θ(x_1, 1) (no rounding to
@@ -176,7 +176,7 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
 def ddim_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape: tuple[int, ...], steps: int = 50,
                 eta: float = 0.0, generator: torch.Generator | None = None, device: torch.device | str | None = None,
                 dtype: torch.dtype | None = None) -> torch.Tensor:
-    """DDIM (Song et al. 2021, eq. 12) on the timesteps of :func:`ddim_timesteps` (eq. ``ddim-step``).
+    """DDIM (Song et al. 2021, eq. 12) on the timesteps of :func:`ddim_timesteps`. DDIM is not derived in this book.
 
     From τ = t to the next visited step s (s = 0 after the last):
     x̂_0 = (x_t − √(1 − ᾱ_t) ε_θ)/√ᾱ_t,
