@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
-from ddpm_lite.experiments import (FlatEpsModel, LinearEps, VBTrainableDiffusion, code_of, exact_gaussian_bound,
+from ddpm_lite.experiments import (FlatEpsModel, LinearEps, code_of, exact_gaussian_bound,
                                    exact_gaussian_nll, linear_reverse_chain, optimal_eps_coef, optimal_simple_loss,
                                    pixel_categorical_bpd, scaled_linear_schedule, train_and_evaluate)
 from ddpm_lite.gaussian import LN2, discretized_gaussian_log_likelihood
@@ -125,20 +125,17 @@ def test_pixel_categorical_bpd():
         pixel_categorical_bpd(train, test + 5, 5)
 
 
-def test_vb_trainable_decoder_agrees_and_has_finite_gradients():
-    s = NoiseSchedule.linear(20)
-    plain, safe = (cls(s, num_levels=17) for cls in (GaussianDiffusion, VBTrainableDiffusion))
+def test_training_on_the_bound_has_finite_decoder_gradients_at_the_outer_levels():
+    """Chapter 9 trains on the true bound, whose L_0 has open bins at −1 and 1: gradients must stay finite."""
+    d = GaussianDiffusion(NoiseSchedule.linear(20), num_levels=17)
     x0 = torch.linspace(-1, 1, 17).repeat(3)
     mean = (x0 + 0.05 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))).requires_grad_(True)
     for log_var in (math.log(1e-4), math.log(0.05)):
-        lv = torch.full_like(x0, log_var)
-        ll = safe.decoder_log_likelihood(x0, mean, lv)
-        torch.testing.assert_close(ll, plain.decoder_log_likelihood(x0, mean.detach(), lv), rtol=1e-5, atol=1e-5)
+        ll = d.decoder_log_likelihood(x0, mean, torch.full_like(x0, log_var))
         (grad,) = torch.autograd.grad(ll.sum(), mean)
-        assert torch.isfinite(grad).all()
-    # the level probabilities still sum to one
+        assert torch.isfinite(ll).all() and torch.isfinite(grad).all()
     levels = torch.linspace(-1, 1, 17)
-    p = safe.decoder_log_likelihood(levels, torch.full_like(levels, 0.3), torch.full_like(levels, math.log(0.1))).exp()
+    p = d.decoder_log_likelihood(levels, torch.full_like(levels, 0.3), torch.full_like(levels, math.log(0.1))).exp()
     assert abs(p.sum().item() - 1) < 1e-5
 
 

@@ -8,7 +8,8 @@ import torch
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
 from ddpm_lite.experiments import LinearEps, optimal_eps_coef
-from ddpm_lite.reverse_widgets import (ReverseChainViewer, image_grid, record_reverse_chain,
+from ddpm_lite.plotting import image_grid
+from ddpm_lite.reverse_widgets import (ReverseChainViewer, record_reverse_chain,
                                        reverse_chain_viewer)
 
 pytest.importorskip("ipywidgets")

@@ -43,7 +43,6 @@ __all__ = [
     "exact_gaussian_nll",
     "exact_gaussian_bound",
     "optimal_simple_loss",
-    "VBTrainableDiffusion",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -154,39 +153,6 @@ def sample_images(diffusion: GaussianDiffusion, model: nn.Module, n: int, seed: 
     raise ValueError(f"sampler must be 'ancestral' or 'ddim', got sampler={sampler!r}.")
 
 
-# ---------------------------------------------------------------------------- training on the bound
-#: |z| beyond which a bin edge counts as ±∞: Φ(−60) ≈ 1e−784 is 0 in any float precision.
-_Z_EDGE = 60.0
-
-
-class VBTrainableDiffusion(GaussianDiffusion):
-    """A :class:`GaussianDiffusion` whose decoder L_0 has finite gradients at the outermost levels.
-
-    The package's discretized decoder puts the outer bin edges at ±∞; the value is right,
-    but autograd through Φ(±∞) gives NaN gradients, so training on the true bound
-    (``loss_kind="vb"``) fails as soon as a batch holds t = 1 and a pixel at −1 or 1.
-    Here the infinite edges are replaced by z = ±60 standard deviations, which changes
-    log P by less than 1e−700 nats.  Use it for training only; evaluate with the plain
-    class (the values agree, see ``tests/test_experiments.py``).
-    """
-
-    def decoder_log_likelihood(self, x0: torch.Tensor, mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
-        if self.num_levels is None:
-            return super().decoder_log_likelihood(x0, mean, log_variance)
-        work = torch.promote_types(torch.promote_types(x0.dtype, mean.dtype), torch.float32)
-        x0, mean, log_variance = x0.to(work), mean.to(work), log_variance.to(work)
-        half = 1.0 / (self.num_levels - 1)
-        inv_scale = torch.exp(-0.5 * log_variance)
-        z_lo = torch.where(x0 <= -1.0 + half / 2, -_Z_EDGE, (x0 - half - mean) * inv_scale)
-        z_hi = torch.where(x0 >= 1.0 - half / 2, _Z_EDGE, (x0 + half - mean) * inv_scale)
-        z_lo, z_hi = z_lo.clamp(-_Z_EDGE, _Z_EDGE), z_hi.clamp(-_Z_EDGE, _Z_EDGE)
-        right = z_lo > 0  # bin right of the mean: use upper tails, which do not round to 1
-        a = torch.where(right, torch.special.log_ndtr(-z_lo), torch.special.log_ndtr(z_hi))
-        b = torch.where(right, torch.special.log_ndtr(-z_hi), torch.special.log_ndtr(z_lo))
-        # log(eᵃ − eᵇ); the clamp keeps log(0) away when both edges sit beyond ±60σ.
-        return a + torch.log(-torch.expm1(torch.clamp(b - a, max=-1e-6)))
-
-
 # ---------------------------------------------------------------------------- one controlled experiment
 @dataclass
 class ExperimentResult:
@@ -227,10 +193,7 @@ def train_and_evaluate(name: str, diffusion: GaussianDiffusion, train_data: torc
 
     start = time.perf_counter()
     model = digits_eps_model(diffusion.T, model_kind, seed)
-    trainer = diffusion
-    if loss_kind != "simple":
-        trainer = VBTrainableDiffusion(diffusion.schedule, variance=diffusion.variance, num_levels=diffusion.num_levels)
-    res = train(model, trainer, train_data, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+    res = train(model, diffusion, train_data, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                 loss_kind=loss_kind, device="cpu", progress=False, log_every=max(1, steps // 50))
     ema = res.ema_model
     samples = sample_images(diffusion, ema, n_samples, seed)

@@ -11,63 +11,15 @@ memory holds T/k + 2 copies of each batch, never the whole chain.
 
 from __future__ import annotations
 
-import io
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .diffusion import GaussianDiffusion
+from .plotting import POINT_LIMITS, image_grid, new_figure, png_bytes
 
-__all__ = ["image_grid", "new_figure", "png_bytes", "record_reverse_chain", "ReverseChainViewer",
-           "reverse_chain_viewer"]
-
-#: Axis limits for standardized 2-D point clouds (as in the forward-chain viewer).
-POINT_LIMITS = (-3.2, 3.2)
-
-
-# The three helpers below mirror ddpm_lite.plotting on the main branch (not in this
-# branch yet); once both are merged they can be imported from there instead.
-def new_figure(width: float, height: float, dpi: int = 100):
-    """A pyplot-free ``Figure`` with an Agg canvas, laid out once by constrained layout."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def png_bytes(fig: Any, draw: bool = True) -> bytes:
-    """The figure's canvas as PNG bytes (``draw=False``: encode what is on the canvas now)."""
-    from PIL import Image
-
-    if draw:
-        fig.canvas.draw()
-    canvas = fig.canvas
-    buf = io.BytesIO()
-    Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
-        buf, format="png", compress_level=1)
-    return buf.getvalue()
-
-
-def image_grid(images: torch.Tensor | np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile grayscale images (N, 1, H, W) in [−1, 1] into one (rows·(H+pad)−pad, cols·(W+pad)−pad) array in [0, 1].
-
-    Values are clipped to [−1, 1] first, so early (noisy) states show as saturated pixels.
-    Padding is white (1.0).
-    """
-    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    if x.ndim != 4 or x.shape[1] != 1:
-        raise ValueError(f"images must have shape (N, 1, H, W), got {x.shape}.")
-    n, _, h, w = x.shape
-    ncols = ncols or int(np.ceil(np.sqrt(n)))
-    nrows = int(np.ceil(n / ncols))
-    grid = np.ones((nrows * (h + pad) - pad, ncols * (w + pad) - pad))
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        grid[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = (np.clip(x[i, 0], -1, 1) + 1) / 2
-    return grid
+__all__ = ["record_reverse_chain", "ReverseChainViewer", "reverse_chain_viewer"]
 
 
 def record_reverse_chain(diffusion: GaussianDiffusion, eps_model: Any, shape: tuple[int, ...], every: int = 10,
