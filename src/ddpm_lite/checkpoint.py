@@ -148,7 +148,28 @@ def save_checkpoint(
             (directory / old["weights_file"]).unlink()
         except FileNotFoundError:
             pass
+    _remove_leftovers(directory, keep=weights_name)
     return directory / STATE_FILE
+
+
+def _remove_leftovers(directory: Path, keep: str) -> None:
+    """Delete what a process killed in the middle of an earlier save left behind.
+
+    A kill between writing a weights file and replacing ``state.json`` leaves a complete
+    but unreferenced ``weights-*.safetensors``; a kill inside :func:`atomic_write_bytes`
+    leaves a ``.<name>.*.tmp``.  Neither is ever read, but repeated crashes would pile them
+    up.  Only names this module writes are touched, and only after the new ``state.json``
+    (which references ``keep``) is in place.
+    """
+    for path in directory.iterdir():
+        name = path.name
+        stale_weights = name.startswith("weights-") and name.endswith(".safetensors") and name != keep
+        stale_tmp = name.endswith(".tmp") and (name.startswith(".weights-") or name.startswith(f".{STATE_FILE}."))
+        if stale_weights or stale_tmp:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
 
 
 def _read_state(directory: Path) -> dict:
