@@ -341,9 +341,13 @@ def train(
         cursor, step = state["data_cursor"], state["step"]
         metadata = {**state.get("metadata", {}), **(metadata or {})}
 
+    saved_step = step if ckpt_dir is not None and resume and has_checkpoint(ckpt_dir) else -1
+
     def save() -> None:
-        if ckpt_dir is None:
+        nonlocal saved_step
+        if ckpt_dir is None or saved_step == step:  # e.g. the final save right after a periodic one
             return
+        saved_step = step
         if ddp.is_main:  # every rank holds the same state; one writer
             save_checkpoint(ckpt_dir, model=model, ema=ema, optimizer=opt, step=step, config=config, generator=gen,
                             data_order=order, data_cursor=cursor, metadata=metadata)
