@@ -502,3 +502,83 @@ def test_cli_bad_input_as_processes(tmp_path):
             p.kill()
             pytest.fail(f"{name}: the command hung")
         _assert_one_error_line(p.returncode, err, table[name][1])
+
+
+# ---------------------------------------------------------------------------- widgets
+from ddpm_lite import posterior_widgets as PW  # noqa: E402
+from ddpm_lite import reverse_widgets as RW  # noqa: E402
+from ddpm_lite import widgets as WG  # noqa: E402
+
+WIDGET_CASES = [
+    ("schedule_explorer/T huge", _f(WG.schedule_explorer, T=10**6), ValueError, ["T=1000000", "2..4000"]),
+    ("schedule_explorer/T=1", _f(WG.schedule_explorer, T=1), ValueError, ["T=1", "2..4000"]),
+    ("schedule_explorer/kind", _f(WG.schedule_explorer, kind="exp"), ValueError, ["kind", "'exp'"]),
+    ("schedule_explorer/beta_1 0", _f(WG.schedule_explorer, beta_1=0.0), ValueError, ["beta_1", "0.0"]),
+    ("schedule_explorer/t > T", _f(WG.schedule_explorer, T=10, t=11), ValueError, ["t=11", "T=10"]),
+    ("forward_chain_viewer/x0 numpy", _f(WG.forward_chain_viewer, np.zeros((4, 2))), ValueError, ["x0", "ndarray"]),
+    ("forward_chain_viewer/x0 empty", _f(WG.forward_chain_viewer, torch.zeros(0, 2)), ValueError, ["x0", "(0, 2)"]),
+    ("forward_chain_viewer/every 0", _f(WG.forward_chain_viewer, X, DIFF, every=0), ValueError, ["every", "0"]),
+    ("forward_chain_viewer/too many states", _f(WG.forward_chain_viewer, X, GaussianDiffusion(NoiseSchedule.linear(10**6)), every=1),
+     ValueError, ["every=1", "T=1000000", "every ≥"]),
+    ("forward_chain_viewer/diffusion str", _f(WG.forward_chain_viewer, X, "linear"), ValueError, ["diffusion", "str"]),
+    ("posterior_explorer/t=0", _f(PW.posterior_explorer, T=10, t=0), ValueError, ["t=0", "1..T"]),
+    ("posterior_explorer/T=1", _f(PW.posterior_explorer, T=1), ValueError, ["T ≥ 2", "T=1"]),
+    ("posterior_explorer/T huge", _f(PW.posterior_explorer, T=10**6), ValueError, ["T=1000000", "10000"]),
+    ("posterior_explorer/schedule str", _f(PW.posterior_explorer, "cosine"), ValueError, ["schedule", "str"]),
+    ("posterior_histogram/x0 2", _f(PW.posterior_histogram, T=10, x0=2.0), ValueError, ["x0", "2.0", "[-1, 1]"]),
+    ("posterior_histogram/x0 nan", _f(PW.posterior_histogram, T=10, x0=float("nan")), ValueError, ["x0", "nan"]),
+    ("posterior_histogram/n small", _f(PW.posterior_histogram, T=10, n=10), ValueError, ["n=10", "100"]),
+    ("posterior_histogram/n str", _f(PW.posterior_histogram, T=10, n="many"), ValueError, ["n=", "'many'"]),
+    ("posterior_histogram/t=T+1", _f(PW.posterior_histogram, T=10, t=11), ValueError, ["t=11"]),
+    ("posterior_histogram/offset 5", _f(PW.posterior_histogram, T=10, xt_offset=5.0), ValueError, ["xt_offset", "5.0"]),
+    ("record_reverse_chain/every 0", _f(RW.record_reverse_chain, DIFF, zero_eps, (4, 2), every=0), ValueError, ["every", "0"]),
+    ("record_reverse_chain/model str", _f(RW.record_reverse_chain, DIFF, "net", (4, 2)), ValueError, ["eps_model", "str"]),
+    ("record_reverse_chain/shape int", _f(RW.record_reverse_chain, DIFF, zero_eps, 4), ValueError, ["shape", "4"]),
+    ("reverse_chain_viewer/no chain", _f(RW.ReverseChainViewer), ValueError, ["at least one"]),
+    ("reverse_chain_viewer/T differ", _f(RW.reverse_chain_viewer, DIFF, zero_eps, zero_eps,
+                                         image_diffusion=GaussianDiffusion(NoiseSchedule.linear(20))), ValueError, ["T=10", "T=20"]),
+]
+
+
+@pytest.mark.parametrize("fn,types,words", [pytest.param(f, ty, w, id=i) for i, f, ty, w in WIDGET_CASES])
+def test_widget_bad_input(fn, types, words):
+    assert_clean_error(fn, types, words)
+
+
+def test_posterior_widget_update_refuses_out_of_range():
+    box = PW.posterior_explorer(T=20, t=2)
+    assert_clean_error(lambda: box.update(t=10**6), ValueError, ["t", "[1, 20]", "1000000"])
+    assert_clean_error(lambda: box.update(t="x"), ValueError, ["t", "'x'"])
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return WG.schedule_explorer(T=50, t=10)
+
+
+def test_schedule_explorer_sliders_at_extremes(explorer):
+    """Documented behaviour: values past a slider's end are clamped (as a drag would be), never an error.
+
+    At T = 4000 with β from 0.1 to 0.5, ᾱ_T underflows to 0 in float64: the readouts stay finite
+    (L_T is then the KL of N(0, 1) to itself plus nothing) and log-SNR is −inf at the end.
+    """
+    explorer.update(kind="linear", T=10**6, beta_1=1.0, beta_T=1.0, t=10**6)
+    assert explorer.T.value == WG.MAX_EXPLORER_T and explorer.t.value == WG.MAX_EXPLORER_T
+    assert explorer.beta_1.value == pytest.approx(0.1) and explorer.beta_T.value == pytest.approx(0.5)
+    v = explorer.values
+    assert v["alpha_bar_T"] == 0.0 and math.isfinite(v["L_T_bits_per_dim"]) and v["L_T_bits_per_dim"] >= 0
+    explorer.update(T=0, t=0, beta_1=0.0, beta_T=0.0)  # the lower ends
+    assert explorer.T.value == 2 and explorer.t.value == 1
+    assert explorer.beta_1.value == pytest.approx(1e-6) and explorer.beta_T.value == pytest.approx(1e-4)
+    explorer.update(kind="cosine", T=WG.MAX_EXPLORER_T, t=WG.MAX_EXPLORER_T)  # the cosine clip β_T = 0.999
+    assert explorer._schedule.betas[-1] == pytest.approx(0.999) and math.isfinite(explorer.values["L_T_bits_per_dim"])
+    assert_clean_error(lambda: explorer.update(kind="exp"), ValueError, ["kind", "'exp'"])
+    assert_clean_error(lambda: explorer.update(t=float("nan")), ValueError, ["t", "nan"])
+
+
+def test_posterior_histogram_at_cosine_clip_and_t_extremes():
+    """Documented behaviour: t = 1 (β̃_1 = 0, a spike) and t = T of a clipped cosine schedule both draw."""
+    s = NoiseSchedule.cosine(50)
+    box = PW.posterior_histogram(s, x0=1.0, t=1, n=200, xt_offset=2.0)
+    box.update(t=50, x0=-1.0, xt_offset=-2.0)
+    assert "nan" not in box.children[1].value.lower()
