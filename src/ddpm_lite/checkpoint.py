@@ -198,6 +198,9 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
     from safetensors.torch import load as st_load
 
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"checkpoint path {str(directory)!r} is a file, not a directory; "
+                              "give the run directory that holds state.json.")
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {str(directory)!r} does not exist.")
     state = _read_state(directory)
