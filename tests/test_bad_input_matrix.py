@@ -373,10 +373,6 @@ def test_checkpoint_missing_state(run_dir, tmp_path):
     assert_clean_error(lambda: load_checkpoint(run), CheckpointError, ["state.json", "missing"])
 
 
-WAIT_H2_FILE_RUN = pytest.mark.xfail(strict=True, reason="waiting for H2: load_checkpoint says 'does not exist' for a file (see notes/H1_to_H2.md)")
-
-
-@WAIT_H2_FILE_RUN
 def test_checkpoint_file_instead_of_folder(run_dir):
     f = run_dir / "state.json"
     assert_clean_error(lambda: load_checkpoint(f), CheckpointError, [str(f), "not a directory"])
@@ -433,8 +429,7 @@ CLI_CASES = [
     ("train/image-size 0", ["train", "--data", "digits", "--steps", "1", "--image-size", "0", "--out", "{tmp}/r"], ["image-size"]),
     ("sample/missing --run", ["sample", "--out", "{tmp}/s.png"], ["--run"]),
     ("sample/run does not exist", ["sample", "--run", "{tmp}/nope", "--out", "{tmp}/s.png"], ["nope", "does not exist"]),
-    pytest.param("sample/run is a file", ["sample", "--run", "{tmp}/file.txt", "--out", "{tmp}/s.png"],
-                 ["file.txt", "not a directory"], marks=WAIT_H2_FILE_RUN),
+    ("sample/run is a file", ["sample", "--run", "{tmp}/file.txt", "--out", "{tmp}/s.png"], ["file.txt", "not a directory"]),
     ("sample/run empty folder", ["sample", "--run", "{tmp}/empty", "--out", "{tmp}/s.png"], ["empty", "state.json"]),
     ("sample/n 0", ["sample", "--run", "{tmp}/nope", "--n", "0", "--out", "{tmp}/s.png"], ["--n", "'0'"]),
     ("sample/out not png", ["sample", "--run", "{tmp}/nope", "--out", "{tmp}/s.jpg"], ["--out", ".png"]),
