@@ -159,7 +159,7 @@ def _assemble(fig, sliders: dict[str, Any], readout, draw: Callable[..., None], 
                 sl = sliders[name]
                 if (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
                         or not sl.min <= value <= sl.max):
-                    raise ValueError(f"{name} must be a number in [{sl.min}, {sl.max}], got {name}={value!r}.")
+                    raise ValueError(f"{name} must lie in [{sl.min}, {sl.max}], got {name}={value!r}.")
                 sl.value = value
         finally:
             holding[0] = False
@@ -289,7 +289,7 @@ def posterior_histogram(schedule: NoiseSchedule | None = None, x0: float = 0.5, 
     s = _check_schedule(schedule, T)
     s.check_t(np.array([t]))
     if isinstance(x0, bool) or not isinstance(x0, (int, float, np.number)) or not -1.0 <= x0 <= 1.0:
-        raise ValueError(f"x0 must be a number in [-1, 1] (data scaled to the model range), got x0={x0!r}.")
+        raise ValueError(f"x0 must lie in [-1, 1] (data scaled to the model range), got x0={x0!r}.")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 100:
         raise ValueError(f"n must be an integer ≥ 100 samples for a histogram, got n={n!r}.")
     if isinstance(xt_offset, bool) or not isinstance(xt_offset, (int, float, np.number)) or not -2.0 <= xt_offset <= 2.0:
