@@ -124,3 +124,22 @@ def test_batch_not_divisible_by_world_size_is_refused(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert err.startswith("error:") and "--batch-size" in err and "WORLD_SIZE=3" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_environment_is_read_and_checked(monkeypatch):
+    from ddpm_lite import distributed
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.init_from_env() == distributed.DistInfo()  # no torchrun: nothing to join
+    assert not distributed.current().enabled
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE.*'two'"):
+        distributed.init_from_env()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="RANK or LOCAL_RANK"):
+        distributed.init_from_env()
+    monkeypatch.setenv("RANK", "5")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(ValueError, match="RANK must lie in .*0..1, got RANK=5"):
+        distributed.init_from_env()

@@ -199,3 +199,18 @@ def test_non_finite_data_is_refused_up_front(diffusion, points):
     bad[7, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         run(diffusion, bad, steps=1)
+
+
+def test_callback_reports_logs_and_completed_checkpoints(diffusion, points, tmp_path):
+    events = []
+
+    def callback(event, step, info):
+        if event == "checkpoint":
+            # Reported only once the checkpoint is complete on disk.
+            assert load_checkpoint(info["dir"])["step"] == step
+        events.append((event, step))
+
+    run(diffusion, points, steps=12, checkpoint_dir=tmp_path, checkpoint_every=4, log_every=5, callback=callback)
+    assert [s for e, s in events if e == "log"] == [5, 10, 12]
+    # Every 4 steps and once at the end; step 12 is not saved (or reported) twice.
+    assert [s for e, s in events if e == "checkpoint"] == [4, 8, 12]
