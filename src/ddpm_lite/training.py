@@ -360,6 +360,13 @@ def train(
     if ddp.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
+        # Every rank must start from the same step (e.g. nodes without a shared --out would not).
+        steps_seen = torch.tensor([step, -step], device=dev)
+        torch.distributed.all_reduce(steps_seen, op=torch.distributed.ReduceOp.MAX)
+        if int(steps_seen[0]) != -int(steps_seen[1]):
+            raise CheckpointError(f"the ranks resumed from different steps ({-int(steps_seen[1])}..{int(steps_seen[0])}); "
+                                  "checkpoint_dir must be one directory that every node can read.")
+
         # DDP broadcasts rank 0's weights now (all ranks loaded the same checkpoint anyway)
         # and averages the gradients during backward.
         wrapped = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
