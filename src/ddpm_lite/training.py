@@ -282,7 +282,8 @@ def train(
         raise ValueError("checkpoints need model.config (a dict describing the model); ddpm_lite.models provide it.")
 
     ddp = distributed.current()
-    if ddp.enabled:
+    parallel = ddp.enabled  # a plain bool: tested in the per-step code
+    if parallel:
         if batch_size % ddp.world_size:
             raise ValueError(f"batch_size must be divisible by the world size {ddp.world_size} under "
                              f"torchrun, got batch_size={batch_size}.")
@@ -353,11 +354,11 @@ def train(
                             data_order=order, data_cursor=cursor, metadata=metadata)
             if callback is not None:
                 callback("checkpoint", step, {"dir": ckpt_dir})
-        if ddp.enabled:
+        if parallel:
             # No rank runs ahead (or exits) while rank 0 writes; a failed write fails everyone here.
             torch.distributed.barrier()
 
-    if ddp.enabled:
+    if parallel:
         from torch.nn.parallel import DistributedDataParallel
 
         # Every rank must start from the same step (e.g. nodes without a shared --out would not).
@@ -387,7 +388,7 @@ def train(
                 order = torch.cat([order, torch.randperm(n, generator=gen, device=dev)])
         x0 = data[order[cursor:cursor + batch_size]]
         cursor += batch_size
-        if ddp.enabled:
+        if parallel:
             # The global batch's t and ε, drawn in the order training_losses draws them, then
             # this rank's slice: sample i of a step gets the same numbers at any world size.
             t = diffusion._random_t(batch_size, dev, gen)
@@ -426,15 +427,15 @@ def train(
     interrupted = False
     stop_all = False  # under torchrun: all ranks agreed to stop (budget or signal)
     try:
-        with _StopFlag(sigterm=ddp.enabled) as flag:
-            while (target is None or step < target) and (ddp.enabled or time.perf_counter() < deadline):
+        with _StopFlag(sigterm=parallel) as flag:
+            while (target is None or step < target) and (parallel or time.perf_counter() < deadline):
                 running += one_step()
                 step += 1
                 with torch.no_grad():
                     torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(step, ema_decay))
                 since_log += 1
                 if since_log == log_every or step == target:
-                    if ddp.enabled:
+                    if parallel:
                         # One collective: the summed loss, who was signalled, who ran out of time.
                         votes = torch.tensor([float(flag.stop), float(time.perf_counter() >= deadline)], device=dev)
                         buf = torch.cat([running.reshape(1), votes])
@@ -458,7 +459,7 @@ def train(
                         callback("log", step, {"loss": mean_loss})
                 if ckpt_dir is not None and step % checkpoint_every == 0:
                     save()
-                if ddp.enabled:
+                if parallel:
                     if stop_all:
                         interrupted = flag.stop
                         break
