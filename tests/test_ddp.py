@@ -19,6 +19,7 @@ Only CPU processes with gloo are tested here; NCCL on GPUs is not.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,6 +117,12 @@ def test_two_gloo_processes_match_one_process_resume_and_stop_on_ctrl_c(tmp_path
     assert excess <= 0
     # A wrong answer is far away: the single run after 12 steps is not within the bound.
     assert max_excess(ddp_n, one_12, atol)[1] > 0
+    # A 2-process checkpoint resumes in a plain single process (world size is not part of it).
+    shutil.copytree(ddp_dir, tmp_path / "ddp_then_one")
+    resumed = single(tmp_path / "ddp_then_one", steps=reached + 6)
+    one_more = single(tmp_path / "one_more", steps=reached + 6)
+    assert resumed["step"] == reached + 6
+    assert max_excess(resumed, one_more, 1e-3 * LR * (reached + 6))[1] <= 0
 
 
 def test_batch_not_divisible_by_world_size_is_refused(tmp_path, capsys, monkeypatch):

@@ -74,6 +74,10 @@ def test_resume_gives_identical_weights(diffusion, points, tmp_path):
         assert torch.equal(a, b)
     # Only the newest weights file is kept, and no temporary file is left behind.
     assert sorted(os.listdir(tmp_path)) == ["state.json", "weights-00000020.safetensors"]
+    # Files get the mode open() would give them (not mkstemp's private 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {0o666 & ~umask}
 
 
 def test_resume_across_a_pass_boundary(diffusion, points, tmp_path):
@@ -171,6 +175,8 @@ def test_bad_arguments(diffusion, points):
         run(diffusion, points, steps=1, amp="fp8")
     with pytest.raises(ValueError, match="data"):
         run(diffusion, torch.zeros(0, 2), steps=1)
+    with pytest.raises(ValueError, match="callback"):
+        run(diffusion, points, steps=1, callback="print")
     with pytest.raises(ValueError, match="device"):
         resolve_device("tpu")
     assert resolve_device("cpu") == torch.device("cpu")

@@ -278,6 +278,8 @@ def train(
         raise ValueError(f"amp must be None, 'bf16' or 'fp16', got amp={amp!r}.")
     if loss_kind not in ("simple", "vb", "hybrid"):
         raise ValueError(f"loss_kind must be 'simple', 'vb' or 'hybrid', got loss_kind={loss_kind!r}.")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable as callback(event, step, info) or None, got {callback!r}.")
     if checkpoint_dir is not None and not isinstance(getattr(model, "config", None), dict):
         raise ValueError("checkpoints need model.config (a dict describing the model); ddpm_lite.models provide it.")
 
