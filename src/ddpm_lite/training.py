@@ -358,7 +358,7 @@ def train(
                 callback("checkpoint", step, {"dir": ckpt_dir})
         if parallel:
             # No rank runs ahead (or exits) while rank 0 writes; a failed write fails everyone here.
-            torch.distributed.barrier()
+            torch.distributed.barrier(device_ids=[dev.index] if dev.type == "cuda" else None)
 
     if parallel:
         from torch.nn.parallel import DistributedDataParallel
