@@ -94,3 +94,13 @@ def test_subprocess_help_and_exit_codes(tmp_path):
                           "--out", str(tmp_path / "r")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_no_progress_prints_loss_and_checkpoint_lines(tmp_path, capsys):
+    run = tmp_path / "roll"
+    assert run_cli("train", "--data", "swiss_roll", "--steps", 12, "--T", 20, "--out", run, "--no-progress",
+                   "--log-every", 5, "--checkpoint-every", 6) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [ln.split(":")[0] for ln in err if ln.startswith("step ")] == ["step 5", "step 10", "step 12"]
+    assert [ln for ln in err if ln.startswith("checkpoint:")] == [
+        f"checkpoint: step {s} saved in {run}" for s in (6, 12)]

@@ -74,6 +74,10 @@ def test_resume_gives_identical_weights(diffusion, points, tmp_path):
         assert torch.equal(a, b)
     # Only the newest weights file is kept, and no temporary file is left behind.
     assert sorted(os.listdir(tmp_path)) == ["state.json", "weights-00000020.safetensors"]
+    # Files get the mode open() would give them (not mkstemp's private 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {0o666 & ~umask}
 
 
 def test_resume_across_a_pass_boundary(diffusion, points, tmp_path):
@@ -171,6 +175,8 @@ def test_bad_arguments(diffusion, points):
         run(diffusion, points, steps=1, amp="fp8")
     with pytest.raises(ValueError, match="data"):
         run(diffusion, torch.zeros(0, 2), steps=1)
+    with pytest.raises(ValueError, match="callback"):
+        run(diffusion, points, steps=1, callback="print")
     with pytest.raises(ValueError, match="device"):
         resolve_device("tpu")
     assert resolve_device("cpu") == torch.device("cpu")
@@ -199,3 +205,18 @@ def test_non_finite_data_is_refused_up_front(diffusion, points):
     bad[7, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         run(diffusion, bad, steps=1)
+
+
+def test_callback_reports_logs_and_completed_checkpoints(diffusion, points, tmp_path):
+    events = []
+
+    def callback(event, step, info):
+        if event == "checkpoint":
+            # Reported only once the checkpoint is complete on disk.
+            assert load_checkpoint(info["dir"])["step"] == step
+        events.append((event, step))
+
+    run(diffusion, points, steps=12, checkpoint_dir=tmp_path, checkpoint_every=4, log_every=5, callback=callback)
+    assert [s for e, s in events if e == "log"] == [5, 10, 12]
+    # Every 4 steps and once at the end; step 12 is not saved (or reported) twice.
+    assert [s for e, s in events if e == "checkpoint"] == [4, 8, 12]

@@ -49,6 +49,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode open() would (0666 less the
+        # umask), so a run directory shared between users or nodes stays readable.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -148,7 +153,28 @@ def save_checkpoint(
             (directory / old["weights_file"]).unlink()
         except FileNotFoundError:
             pass
+    _remove_leftovers(directory, keep=weights_name)
     return directory / STATE_FILE
+
+
+def _remove_leftovers(directory: Path, keep: str) -> None:
+    """Delete what a process killed in the middle of an earlier save left behind.
+
+    A kill between writing a weights file and replacing ``state.json`` leaves a complete
+    but unreferenced ``weights-*.safetensors``; a kill inside :func:`atomic_write_bytes`
+    leaves a ``.<name>.*.tmp``.  Neither is ever read, but repeated crashes would pile them
+    up.  Only names this module writes are touched, and only after the new ``state.json``
+    (which references ``keep``) is in place.
+    """
+    for path in directory.iterdir():
+        name = path.name
+        stale_weights = name.startswith("weights-") and name.endswith(".safetensors") and name != keep
+        stale_tmp = name.endswith(".tmp") and (name.startswith(".weights-") or name.startswith(f".{STATE_FILE}."))
+        if stale_weights or stale_tmp:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
 
 
 def _read_state(directory: Path) -> dict:
@@ -177,6 +203,9 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
     from safetensors.torch import load as st_load
 
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"checkpoint path {str(directory)!r} is a file, not a directory; "
+                              "give the run directory that holds state.json.")
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {str(directory)!r} does not exist.")
     state = _read_state(directory)

@@ -32,6 +32,9 @@ examples:
 
 Running train again with the same --out resumes from the last checkpoint (the
 settings must match). Ctrl-C saves a checkpoint before exiting.
+
+  # data parallel on 4 GPUs (or 4 CPU processes with gloo); --batch-size is the global batch
+  torchrun --nproc_per_node=4 -m ddpm_lite train --data digits --steps 20000 --out runs/digits4
 """
 
 
@@ -89,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--mode", default="L", choices=("L", "RGB"), help="folder images as grayscale (L) or RGB")
     tr.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision on CUDA")
     tr.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="steps between checkpoints")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--log-every", type=_positive_int, default=100,
+                    help="steps between loss reports (default 100); with --no-progress each report is a line on stderr")
+    tr.add_argument("--no-progress", action="store_true",
+                    help="no progress bar: plain 'step N: loss L' lines on stderr instead (for logs and batch jobs)")
 
     sa = sub.add_parser("sample", help="draw samples from a trained run", epilog=EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,7 +168,32 @@ def load_run(run: Path, device: str = "auto"):
 
 
 # ---------------------------------------------------------------------------- commands
+def _log_line(message: str) -> None:
+    """One line on stderr, flushed at once (and printed above a tqdm bar, not through it)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+    sys.stderr.flush()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    """``train``; under torchrun (WORLD_SIZE > 1 in the environment) every process runs this."""
+    from . import distributed
+
+    if args.seconds is None and args.steps is None:
+        raise ValueError("give a budget: --seconds S and/or --steps N.")
+    world = distributed.env_world_size()
+    if args.batch_size % world:
+        raise ValueError(f"--batch-size must be divisible by the number of processes WORLD_SIZE={world}, "
+                         f"got --batch-size {args.batch_size}.")
+    ddp = distributed.init_from_env()
+    try:
+        return _train(args, ddp)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     import torch
 
     from .diffusion import GaussianDiffusion
@@ -170,8 +201,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .schedule import NoiseSchedule
     from .training import resolve_device, train
 
-    if args.seconds is None and args.steps is None:
-        raise ValueError("give a budget: --seconds S and/or --steps N.")
     device = resolve_device(args.device)  # fail before the slow part
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {str(args.out)!r} is a file; it must be a run directory.")
@@ -182,12 +211,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = default_model(tuple(data.shape), T=args.T)
     small = data.dim() == 2 or min(data.shape[-2:]) < 16
     lr = args.lr if args.lr is not None else (2e-3 if small else 1e-3)
-    print(f"training {type(model).__name__} ({count_parameters(model):,} parameters) on {meta['data']} "
-          f"{tuple(data.shape)}, T={args.T} {args.schedule} schedule; checkpoints in {args.out}", file=sys.stderr)
+    if ddp.is_main:
+        procs = f" in {ddp.world_size} processes" if ddp.enabled else ""
+        print(f"training {type(model).__name__} ({count_parameters(model):,} parameters) on {meta['data']} "
+              f"{tuple(data.shape)}, T={args.T} {args.schedule} schedule{procs}; checkpoints in {args.out}",
+              file=sys.stderr)
+
+    def report(event: str, step: int, info: dict) -> None:
+        if event == "checkpoint":
+            _log_line(f"checkpoint: step {step} saved in {info['dir']}")
+        elif args.no_progress:  # otherwise the bar shows the loss
+            _log_line(f"step {step}: loss {info['loss']:.4f}")
+
     result = train(model, diffusion, data, steps=args.steps, seconds=args.seconds, batch_size=args.batch_size,
                    lr=lr, device=device, amp=args.amp, checkpoint_dir=args.out,
                    checkpoint_every=args.checkpoint_every, seed=args.seed, progress=not args.no_progress,
-                   metadata=meta)
+                   log_every=args.log_every, metadata=meta, callback=report)
+    if not ddp.is_main:
+        return 130 if result.interrupted else 0
     summary = {"steps": result.steps, "seconds": round(result.seconds, 2),
                "steps_per_second": round(result.steps_per_second, 2),
                "final_loss": result.losses[-1][1] if result.losses else None, "out": str(args.out),

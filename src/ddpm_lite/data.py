@@ -33,6 +33,8 @@ DIGITS_TRAIN, DIGITS_TEST = 1497, 300
 
 def to_model_range(x: np.ndarray | torch.Tensor, num_levels: int = 256) -> torch.Tensor:
     """Map integer levels 0..K−1 linearly onto [−1, 1]: x ↦ 2x/(K−1) − 1."""
+    if isinstance(num_levels, bool) or not isinstance(num_levels, (int, np.integer)) or num_levels < 2:
+        raise ValueError(f"num_levels must be an integer ≥ 2 (256 for 8-bit images), got num_levels={num_levels!r}.")
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     if x.is_floating_point() and torch.isnan(x).any():
         raise ValueError("data contains NaN; clean or drop those samples before scaling.")
@@ -56,11 +58,11 @@ def swiss_roll(n: int = 20000, seed: int = 0, *, noise: float = 0.5, standardize
     Points are standardized with their own mean and std, or with ``standardize_with``
     = (mean, std) from a training set so a test set is scaled identically.
     """
+    n = _check_n(n)
+    _check_noise(noise)
     from sklearn.datasets import make_swiss_roll
 
-    if int(n) < 1:
-        raise ValueError(f"n must be a positive number of points, got {n}.")
-    pts, _ = make_swiss_roll(int(n), noise=noise, random_state=seed)
+    pts, _ = make_swiss_roll(n, noise=noise, random_state=seed)
     pts = pts[:, [0, 2]]
     mean, std = standardize_with if standardize_with is not None else (pts.mean(0), pts.std(0))
     return torch.as_tensor((pts - mean) / std, dtype=torch.float32)
@@ -69,6 +71,11 @@ def swiss_roll(n: int = 20000, seed: int = 0, *, noise: float = 0.5, standardize
 def _standardize(pts: np.ndarray, standardize_with: tuple | None) -> torch.Tensor:
     mean, std = standardize_with if standardize_with is not None else (pts.mean(0), pts.std(0))
     return torch.as_tensor((pts - mean) / std, dtype=torch.float32)
+
+
+def _check_noise(noise: object) -> None:
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)) or not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got noise={noise!r}.")
 
 
 def _check_n(n: object) -> int:
@@ -83,11 +90,10 @@ def two_moons(n: int = 20000, seed: int = 0, *, noise: float = 0.05, standardize
     Standardized like :func:`swiss_roll`: with the points' own mean and std, or with
     ``standardize_with`` = (mean, std) of a training set.
     """
+    n = _check_n(n)
+    _check_noise(noise)
     from sklearn.datasets import make_moons
 
-    n = _check_n(n)
-    if not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got noise={noise!r}.")
     pts, _ = make_moons(n, noise=noise, random_state=seed)
     return _standardize(pts, standardize_with)
 
@@ -104,8 +110,9 @@ def gaussian_mixture(
     n = _check_n(n)
     if isinstance(modes, bool) or not isinstance(modes, int) or modes < 1:
         raise ValueError(f"modes must be a positive integer, got modes={modes!r}.")
-    if not (np.isfinite(std) and std > 0):
-        raise ValueError(f"std must be a finite number > 0, got std={std!r}.")
+    for name, value in (("radius", radius), ("std", std)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}.")
     rng = np.random.default_rng(seed)
     k = rng.integers(0, modes, size=n)
     angle = 2.0 * np.pi * k / modes
@@ -120,10 +127,10 @@ def digits(split: str = "train") -> torch.Tensor:
     Fixed split: ``load_digits()``, scaled x/8 − 1, permuted with seed 0; the first
     1497 images are ``"train"``, the last 300 ``"test"``; ``"all"`` returns all 1797.
     """
-    from sklearn.datasets import load_digits
-
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}.")
+    from sklearn.datasets import load_digits  # imported after the check: it takes seconds
+
     images = load_digits().images  # (1797, 8, 8), integers 0..16
     perm = np.random.default_rng(0).permutation(len(images))
     images = images[perm]

@@ -115,7 +115,13 @@ class GaussianDiffusion(ForwardProcess):
                 "ddpm_lite.data.to_model_range, or build GaussianDiffusion(num_levels=None) for continuous data."
             )
 
+    @staticmethod
+    def _check_model(eps_model: object) -> None:
+        if not callable(eps_model):
+            raise ValueError(f"eps_model must be callable as eps_model(xt, t), got {type(eps_model).__name__}.")
+
     def _eps(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self._check_model(eps_model)
         eps = eps_model(xt, t)
         if not isinstance(eps, torch.Tensor) or eps.shape != xt.shape:
             got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
@@ -141,6 +147,7 @@ class GaussianDiffusion(ForwardProcess):
         Returns a dict with ``mean``, ``variance``, ``log_variance`` (broadcast to xt's
         shape), ``pred_x0`` (x̂_0) and ``eps`` (ε_θ).
         """
+        self._check_model(eps_model)
         self._check_x(xt, "xt")
         t = self._check_t(t, xt)
         eps = self._eps(eps_model, xt, t)
@@ -181,7 +188,8 @@ class GaussianDiffusion(ForwardProcess):
         For t = 1: −log p_θ(x_0 | x_1), the decoder with log-scale ½ log σ_1².
         Both are averaged over data dimensions and divided by ln 2.  Returns shape (batch,).
         """
-        self._check_x(x0, finite=True)
+        self._check_model(eps_model)
+        self._check_x(x0, finite=True, nonempty=True)
         self._check_x(xt, "xt")
         self._check_same_shape(xt, x0, "xt")
         t = self._check_t(t, x0)
@@ -239,7 +247,9 @@ class GaussianDiffusion(ForwardProcess):
             raise ValueError(f"kind must be one of {LOSS_KINDS}, got kind={kind!r}.")
         if not (isinstance(lambda_vb, (int, float)) and math.isfinite(lambda_vb) and lambda_vb >= 0):
             raise ValueError(f"lambda_vb must be a finite number ≥ 0, got lambda_vb={lambda_vb!r}.")
-        self._check_x(x0, finite=check_inputs)
+        self._check_model(eps_model)
+        self._check_generator(generator)
+        self._check_x(x0, finite=check_inputs, nonempty=True)
         if kind != "simple" and check_inputs:
             self._check_on_grid(x0)
         t = self._random_t(x0.shape[0], x0.device, generator) if t is None else self._check_t(t, x0)
@@ -291,7 +301,9 @@ class GaussianDiffusion(ForwardProcess):
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}.")
-        self._check_x(x0, finite=True)
+        self._check_model(eps_model)
+        self._check_generator(generator)
+        self._check_x(x0, finite=True, nonempty=True)
         self._check_on_grid(x0)
         n_total, T = x0.shape[0], self.T
         num_dims = int(np.prod(x0.shape[1:]))

@@ -63,19 +63,32 @@ class ForwardProcess:
         return table[t.to(like.device)].reshape(t.shape[0], *([1] * (like.dim() - 1)))
 
     # ------------------------------------------------------------------ checks
-    def _check_x(self, x: torch.Tensor, name: str = "x0", finite: bool = False) -> None:
+    def _check_x(self, x: torch.Tensor, name: str = "x0", finite: bool = False, nonempty: bool = False) -> None:
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
         if not torch.is_floating_point(x):
             raise ValueError(f"{name} must be a floating tensor, got dtype {x.dtype}; convert with .float().")
         if x.dim() < 2:
             raise ValueError(f"{name} must have a batch dimension first, shape (batch, ...), got shape {tuple(x.shape)}.")
+        if nonempty and x.numel() == 0:
+            # A mean over no samples is NaN; say so here rather than return it.
+            raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); give at least one sample with at least one dimension.")
         if finite and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} contains NaN or inf; clean or drop those samples first.")
 
+    @staticmethod
+    def _check_generator(generator: object) -> None:
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
+
     def _check_t(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(t, torch.Tensor):
-            t = torch.as_tensor(t)
+            if t is None or isinstance(t, (str, bytes)):
+                raise ValueError(f"t must be integer timesteps in 1..{self.T}, shape (batch,), got t={t!r}.")
+            try:
+                t = torch.as_tensor(np.asarray(t))
+            except (TypeError, ValueError, RuntimeError):
+                raise ValueError(f"t must be integer timesteps in 1..{self.T}, shape (batch,), got t={t!r}.") from None
         if t.dim() == 0:
             t = t.expand(x.shape[0])
         if t.shape != (x.shape[0],):
@@ -96,6 +109,7 @@ class ForwardProcess:
         """One forward step x_t ~ q(x_t | x_{t−1}) = N(√α_t x_{t−1}, β_t I) (eq. ``forward-step``)."""
         self._check_x(x_prev, "x_prev")
         t = self._check_t(t, x_prev)
+        self._check_generator(generator)
         if noise is None:
             noise = randn(x_prev.shape, generator, x_prev.device, x_prev.dtype)
         return self._coef("sqrt_alphas", t, x_prev) * x_prev + self._coef("sqrt_betas", t, x_prev) * noise
@@ -113,6 +127,7 @@ class ForwardProcess:
         """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε in one shot (eq. ``reparam-xt``)."""
         self._check_x(x0)
         t = self._check_t(t, x0)
+        self._check_generator(generator)
         if noise is None:
             noise = randn(x0.shape, generator, x0.device, x0.dtype)
         else:
@@ -130,9 +145,13 @@ class ForwardProcess:
         bounded by the number of kept steps, not by ``t_max``.
         """
         self._check_x(x0)
-        if not (1 <= int(t_max) <= self.T):
-            raise ValueError(f"t_max must lie in 1..T (T={self.T}), got {t_max}.")
-        keep_set = {int(t_max)} if keep is None else {int(k) for k in keep}
+        self._check_generator(generator)
+        if isinstance(t_max, bool) or not isinstance(t_max, (int, np.integer)) or not 1 <= t_max <= self.T:
+            raise ValueError(f"t_max must be an integer in 1..T (T={self.T}), got t_max={t_max!r}.")
+        try:
+            keep_set = {int(t_max)} if keep is None else {int(k) for k in keep}
+        except (TypeError, ValueError):
+            raise ValueError(f"keep must be a list of integer timesteps in 0..t_max={t_max}, got keep={keep!r}.") from None
         if any(k < 0 or k > t_max for k in keep_set):
             raise ValueError(f"every kept step must lie in 0..t_max={t_max}, got {sorted(keep_set)}.")
         out = {0: x0.clone()} if 0 in keep_set else {}

@@ -46,6 +46,28 @@ def timestep_embedding(t: torch.Tensor, dim: int, T: int = 1000, max_period: flo
     return emb.to(torch.float32)
 
 
+def _check_timesteps(t: object, batch: int, T: int) -> None:
+    """ε-model input check: ``t`` must be integer timesteps of shape (batch,) in 0..T.
+
+    Models index a table of T + 1 rows with ``t``: a negative t would silently wrap to the
+    end of the table and t > T would fail deep inside torch.  The range is checked only for
+    CPU tensors, where it costs microseconds; on an accelerator it would synchronise with
+    the host on every call (the samplers make thousands), and the diffusion methods have
+    already checked t before calling the model.
+    """
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"t must be a LongTensor of timesteps 1..T (T={T}), shape (batch,), got {type(t).__name__}.")
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise ValueError(f"t must hold integer timesteps 1..T (T={T}), got dtype {t.dtype}.")
+    if t.shape != (batch,):
+        raise ValueError(f"t must have shape (batch,) = ({batch},), got {tuple(t.shape)}.")
+    if t.device.type == "cpu" and t.numel():
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or hi > T:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"timestep t={bad} is outside 1..T (T={T}) of this model.")
+
+
 class _FrozenTableCache:
     """Caches f(table) for inference: while sampling, every call evaluates the same function of
     the T + 1 tabulated timesteps, so it is computed once and rows are gathered afterwards.
@@ -140,6 +162,7 @@ class MLPDenoiser(nn.Module):
         want = (self.dim,) if self.data_shape is None else self.data_shape
         if tuple(xt.shape[1:]) != want:
             raise ValueError(f"xt must have shape (batch, {', '.join(map(str, want))}), got {tuple(xt.shape)}.")
+        _check_timesteps(t, xt.shape[0], self.T)
         if _FrozenTableCache.usable(self):
             proj = self._cache.get([self.time_proj.weight, self.time_proj.bias], lambda: self.time_proj(self.table))[t]
         else:
@@ -231,6 +254,10 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        for name, value in (("base_channels", base_channels), ("num_res_blocks", num_res_blocks),
+                            ("groups", groups), ("T", T)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB), got {in_channels}.")
         if not channel_mult or any(int(m) < 1 for m in channel_mult):
@@ -300,6 +327,7 @@ class UNet(nn.Module):
                 f"xt must have shape (batch, {self.in_channels}, {self.image_size[0]}, {self.image_size[1]}), "
                 f"got {tuple(xt.shape)}."
             )
+        _check_timesteps(t, xt.shape[0], self.T)
         emb = self.time(t)
         h = self.inp(xt)
         skips = []
@@ -319,8 +347,18 @@ class UNet(nn.Module):
 
 def build_model(config: dict) -> nn.Module:
     """Rebuild a model from its ``config`` dict (as stored in checkpoints)."""
+    import inspect
+
+    if not isinstance(config, dict):
+        raise ValueError(f"model config must be a dict with a 'kind' entry, got {type(config).__name__}.")
     cfg = dict(config)
     kind = cfg.pop("kind", None)
+    cls = {"mlp": MLPDenoiser, "unet": UNet}.get(kind)
+    if cls is not None:
+        allowed = set(inspect.signature(cls).parameters)
+        unknown = sorted(set(cfg) - allowed)
+        if unknown:
+            raise ValueError(f"model config for kind={kind!r} has unknown entries {unknown}; allowed: {sorted(allowed)}.")
     if kind == "mlp":
         if cfg.get("data_shape") is not None:
             cfg["data_shape"] = tuple(cfg["data_shape"])

@@ -157,8 +157,9 @@ def _assemble(fig, sliders: dict[str, Any], readout, draw: Callable[..., None], 
         try:
             for name, value in values.items():
                 sl = sliders[name]
-                if not (sl.min <= value <= sl.max):
-                    raise ValueError(f"{name} must lie in [{sl.min}, {sl.max}], got {value}.")
+                if (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+                        or not sl.min <= value <= sl.max):
+                    raise ValueError(f"{name} must lie in [{sl.min}, {sl.max}], got {name}={value!r}.")
                 sl.value = value
         finally:
             holding[0] = False
@@ -171,11 +172,21 @@ def _assemble(fig, sliders: dict[str, Any], readout, draw: Callable[..., None], 
     return box
 
 
+#: Longest chain the posterior widgets draw: their curves have one point per step and their
+#: t slider one position per step, so a T = 10⁶ schedule would make a figure of millions of
+#: points and a slider no one can place; such schedules are refused.
+MAX_WIDGET_T = 10_000
+
+
 def _check_schedule(schedule: NoiseSchedule | None, T: int) -> NoiseSchedule:
     if schedule is None:
+        if isinstance(T, (int, np.integer)) and not isinstance(T, bool) and T > MAX_WIDGET_T:
+            raise ValueError(f"T={T} is too long for the widget's slider; use T ≤ {MAX_WIDGET_T}.")
         return NoiseSchedule.linear(T)
     if not isinstance(schedule, NoiseSchedule):
         raise ValueError(f"schedule must be a ddpm_lite.NoiseSchedule or None, got {type(schedule).__name__}.")
+    if schedule.T > MAX_WIDGET_T:
+        raise ValueError(f"schedule has T={schedule.T}, too long for the widget's slider; use T ≤ {MAX_WIDGET_T}.")
     return schedule
 
 
@@ -277,10 +288,14 @@ def posterior_histogram(schedule: NoiseSchedule | None = None, x0: float = 0.5, 
 
     s = _check_schedule(schedule, T)
     s.check_t(np.array([t]))
-    if not (-1.0 <= float(x0) <= 1.0):
-        raise ValueError(f"x0 must lie in [-1, 1] (data scaled to the model range), got {x0}.")
-    if int(n) < 100:
-        raise ValueError(f"n must be at least 100 samples for a histogram, got {n}.")
+    if isinstance(x0, bool) or not isinstance(x0, (int, float, np.number)) or not -1.0 <= x0 <= 1.0:
+        raise ValueError(f"x0 must lie in [-1, 1] (data scaled to the model range), got x0={x0!r}.")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 100:
+        raise ValueError(f"n must be an integer ≥ 100 samples for a histogram, got n={n!r}.")
+    if isinstance(xt_offset, bool) or not isinstance(xt_offset, (int, float, np.number)) or not -2.0 <= xt_offset <= 2.0:
+        raise ValueError(f"xt_offset must be a number in [-2, 2] (the slider's range), got xt_offset={xt_offset!r}.")
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got bins={bins!r}.")
     noise = np.random.default_rng(seed).standard_normal(int(n))
 
     fig = _new_figure(6.0, 3.0, left=0.03, right=0.98, bottom=0.16, top=0.97)

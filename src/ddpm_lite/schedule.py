@@ -215,8 +215,13 @@ class NoiseSchedule:
         KL(N(√ᾱ_T x_0, 1 − ᾱ_T) ‖ N(0, 1)) = ½(1 − ᾱ_T + ᾱ_T x_0² − 1 − log(1 − ᾱ_T)), which is
         linear in x_0², so its average over a dataset needs only the second moment.
         """
+        try:
+            m2 = np.asarray(mean_square, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"mean_square must be a number ≥ 0 (E[x_0²] of the data), got {mean_square!r}.") from None
+        if not (np.isfinite(m2).all() and (m2 >= 0).all()):
+            raise ValueError(f"mean_square must be finite and ≥ 0 (E[x_0²] of the data), got mean_square={mean_square!r}.")
         a = self.alpha_bars[self.T]
-        m2 = np.asarray(mean_square, dtype=np.float64)
         return 0.5 * (a * (m2 - 1.0) - np.log(self.one_minus_alpha_bars[self.T]))
 
     def __len__(self) -> int:

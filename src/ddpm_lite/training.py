@@ -9,6 +9,12 @@ every ``log_every`` steps, when the running loss is read for the progress bar.
 Everything random (batch order, t, ε) comes from one ``torch.Generator`` whose state is
 saved in the checkpoint with the data order, so on a CPU 10 steps + resume + 10 steps
 gives bit-for-bit the weights of 20 uninterrupted steps.
+
+Under ``torchrun`` (a process group initialised, see :mod:`ddpm_lite.distributed`) the
+same loop runs on every rank with the model wrapped in DistributedDataParallel: each rank
+draws the global batch's indices, t and ε from the shared seed and keeps its own slice,
+so the run does not depend on the number of processes; rank 0 alone logs and writes
+checkpoints.  A plain single process never touches that code path.
 """
 
 from __future__ import annotations
@@ -22,13 +28,16 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, config_mismatches, has_checkpoint, load_checkpoint, save_checkpoint
+from . import distributed
 from .diffusion import GaussianDiffusion
+from .sampling import randn
 
 __all__ = ["train", "TrainResult", "resolve_device", "diffusion_config", "ema_decay_at"]
 
@@ -106,15 +115,20 @@ class _StopFlag:
     A KeyboardInterrupt raised in the middle of ``optimizer.step()`` could leave the
     weights updated but the EMA not; stopping at a step boundary keeps the saved state
     exactly that of an uninterrupted run.  A second Ctrl-C interrupts at once.
+
+    ``sigterm=True`` (used under torchrun) treats SIGTERM the same way: when Ctrl-C reaches
+    the torchrun launcher it passes SIGTERM on to the workers, which should then save too.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sigterm: bool = False) -> None:
         self.stop = False
-        self._previous = None
+        self._signals = (signal.SIGINT, signal.SIGTERM) if sigterm else (signal.SIGINT,)
+        self._previous: dict = {}
 
     def __enter__(self) -> "_StopFlag":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for sig in self._signals:
+                self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def _handler(self, signum, frame) -> None:  # noqa: ANN001
@@ -123,8 +137,8 @@ class _StopFlag:
         self.stop = True
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def _check_positive(name: str, value: object, integer: bool = False, allow_none: bool = False) -> None:
@@ -175,6 +189,7 @@ def train(
     log_every: int = 100,
     loss_kind: str = "simple",
     metadata: dict | None = None,
+    callback: Callable[[str, int, dict], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` (an ε_θ) on ``data`` for a budget of ``steps`` and/or ``seconds``.
 
@@ -224,9 +239,19 @@ def train(
         ``"simple"``, ``"vb"`` or ``"hybrid"`` (see :meth:`GaussianDiffusion.training_losses`).
     metadata:
         Free-form JSON-able dict stored in the checkpoint (e.g. the dataset name).
+    callback:
+        Called as ``callback(event, step, info)`` on rank 0: ``("log", step, {"loss": mean})``
+        every ``log_every`` steps and ``("checkpoint", step, {"dir": path})`` right after a
+        checkpoint is complete on disk (so a reported checkpoint survives any later crash).
 
     Ctrl-C stops after the current step, saves a checkpoint (if ``checkpoint_dir``) and
     returns with ``interrupted=True``.
+
+    Data parallel: when a ``torch.distributed`` process group of more than one process is
+    initialised (``python -m ddpm_lite train`` under torchrun does it), ``batch_size`` is the
+    *global* batch and must be divisible by the world size; ``device="auto"``/``"cuda"``
+    mean ``cuda:LOCAL_RANK``.  The budget and Ctrl-C (or SIGTERM) are then agreed on by all
+    ranks every ``log_every`` steps, so a rank never leaves while the others wait for it.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
@@ -253,10 +278,26 @@ def train(
         raise ValueError(f"amp must be None, 'bf16' or 'fp16', got amp={amp!r}.")
     if loss_kind not in ("simple", "vb", "hybrid"):
         raise ValueError(f"loss_kind must be 'simple', 'vb' or 'hybrid', got loss_kind={loss_kind!r}.")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable as callback(event, step, info) or None, got {callback!r}.")
     if checkpoint_dir is not None and not isinstance(getattr(model, "config", None), dict):
         raise ValueError("checkpoints need model.config (a dict describing the model); ddpm_lite.models provide it.")
 
-    dev = resolve_device(device)
+    ddp = distributed.current()
+    parallel = ddp.enabled  # a plain bool: tested in the per-step code
+    if parallel:
+        if batch_size % ddp.world_size:
+            raise ValueError(f"batch_size must be divisible by the world size {ddp.world_size} under "
+                             f"torchrun, got batch_size={batch_size}.")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        dev = resolve_device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", ddp.local_rank)
+        if progress and not ddp.is_main:
+            progress = False
+    else:
+        dev = resolve_device(device)
     if amp is not None and dev.type != "cuda":
         warnings.warn(f"amp={amp!r} is only used on CUDA; training in full precision on {dev}.", stacklevel=2)
         amp = None
@@ -303,12 +344,39 @@ def train(
         cursor, step = state["data_cursor"], state["step"]
         metadata = {**state.get("metadata", {}), **(metadata or {})}
 
+    saved_step = step if ckpt_dir is not None and resume and has_checkpoint(ckpt_dir) else -1
+
     def save() -> None:
-        if ckpt_dir is not None:
+        nonlocal saved_step
+        if ckpt_dir is None or saved_step == step:  # e.g. the final save right after a periodic one
+            return
+        saved_step = step
+        if ddp.is_main:  # every rank holds the same state; one writer
             save_checkpoint(ckpt_dir, model=model, ema=ema, optimizer=opt, step=step, config=config, generator=gen,
                             data_order=order, data_cursor=cursor, metadata=metadata)
+            if callback is not None:
+                callback("checkpoint", step, {"dir": ckpt_dir})
+        if parallel:
+            # No rank runs ahead (or exits) while rank 0 writes; a failed write fails everyone here.
+            torch.distributed.barrier(device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    forward = torch.compile(model) if compile else model
+    if parallel:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Every rank must start from the same step (e.g. nodes without a shared --out would not).
+        steps_seen = torch.tensor([step, -step], device=dev)
+        torch.distributed.all_reduce(steps_seen, op=torch.distributed.ReduceOp.MAX)
+        if int(steps_seen[0]) != -int(steps_seen[1]):
+            raise CheckpointError(f"the ranks resumed from different steps ({-int(steps_seen[1])}..{int(steps_seen[0])}); "
+                                  "checkpoint_dir must be one directory that every node can read.")
+
+        # DDP broadcasts rank 0's weights now (all ranks loaded the same checkpoint anyway)
+        # and averages the gradients during backward.
+        wrapped = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        forward = torch.compile(wrapped) if compile else wrapped
+        rank_slice = slice(ddp.rank * (batch_size // ddp.world_size), (ddp.rank + 1) * (batch_size // ddp.world_size))
+    else:
+        forward = torch.compile(model) if compile else model
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
 
@@ -322,8 +390,16 @@ def train(
                 order = torch.cat([order, torch.randperm(n, generator=gen, device=dev)])
         x0 = data[order[cursor:cursor + batch_size]]
         cursor += batch_size
+        if parallel:
+            # The global batch's t and ε, drawn in the order training_losses draws them, then
+            # this rank's slice: sample i of a step gets the same numbers at any world size.
+            t = diffusion._random_t(batch_size, dev, gen)
+            noise = randn(x0.shape, gen, dev, x0.dtype)
+            x0, t, noise = x0[rank_slice], t[rank_slice], noise[rank_slice]
+        else:
+            t = noise = None
         with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = diffusion.training_losses(forward, x0, kind=loss_kind, generator=gen,
+            loss = diffusion.training_losses(forward, x0, kind=loss_kind, t=t, noise=noise, generator=gen,
                                                check_inputs=False)["loss"].float().mean()
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -351,16 +427,26 @@ def train(
     t_start = time.perf_counter()
     deadline = t_start + seconds if seconds is not None else math.inf
     interrupted = False
+    stop_all = False  # under torchrun: all ranks agreed to stop (budget or signal)
     try:
-        with _StopFlag() as flag:
-            while (target is None or step < target) and time.perf_counter() < deadline:
+        with _StopFlag(sigterm=parallel) as flag:
+            while (target is None or step < target) and (parallel or time.perf_counter() < deadline):
                 running += one_step()
                 step += 1
                 with torch.no_grad():
                     torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(step, ema_decay))
                 since_log += 1
                 if since_log == log_every or step == target:
-                    mean_loss = float(running) / since_log  # the one host sync
+                    if parallel:
+                        # One collective: the summed loss, who was signalled, who ran out of time.
+                        votes = torch.tensor([float(flag.stop), float(time.perf_counter() >= deadline)], device=dev)
+                        buf = torch.cat([running.reshape(1), votes])
+                        torch.distributed.all_reduce(buf)
+                        mean_loss = float(buf[0]) / (since_log * ddp.world_size)
+                        flag.stop = flag.stop or bool(buf[1] > 0)
+                        stop_all = bool(buf[1] > 0) or bool(buf[2] > 0)
+                    else:
+                        mean_loss = float(running) / since_log  # the one host sync
                     if not math.isfinite(mean_loss):
                         # No save here: it would replace the last good checkpoint with NaN weights.
                         raise FloatingPointError(
@@ -371,9 +457,15 @@ def train(
                     bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
                     running.zero_()
                     since_log = 0
+                    if callback is not None and ddp.is_main:
+                        callback("log", step, {"loss": mean_loss})
                 if ckpt_dir is not None and step % checkpoint_every == 0:
                     save()
-                if flag.stop:
+                if parallel:
+                    if stop_all:
+                        interrupted = flag.stop
+                        break
+                elif flag.stop:
                     interrupted = True
                     break
             if since_log:

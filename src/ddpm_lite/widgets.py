@@ -21,6 +21,13 @@ from .gaussian import LN2
 from .plotting import POINT_LIMITS, image_grid, new_figure, png_bytes
 from .schedule import SCHEDULE_KINDS, NoiseSchedule
 
+#: Longest chain the schedule explorer's T slider offers; larger T are refused at construction
+#: (the slider would clamp them silently) and clamped by ``update(T=...)`` like a drag would be.
+MAX_EXPLORER_T = 4000
+
+#: Most states a :class:`ForwardChainViewer` keeps: memory is this many copies of x_0.
+MAX_KEPT_STATES = 1001
+
 __all__ = ["ScheduleExplorer", "schedule_explorer", "ForwardChainViewer", "forward_chain_viewer", "schedule_explorer_html"]
 
 
@@ -79,6 +86,15 @@ class ScheduleExplorer(_PNGWidget):
                  t: int = 100, seed: int = 0) -> None:
         import ipywidgets as W
 
+        if kind not in SCHEDULE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(SCHEDULE_KINDS)}, got kind={kind!r}.")
+        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 2 <= T <= MAX_EXPLORER_T:
+            raise ValueError(f"T must be an integer in 2..{MAX_EXPLORER_T} (the slider's range), got T={T!r}.")
+        for name, value, lo, hi in (("beta_1", beta_1, 1e-6, 0.1), ("beta_T", beta_T, 1e-4, 0.5)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}] (the slider's range), got {name}={value!r}.")
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= T:
+            raise ValueError(f"t must be an integer in 1..T (T={T}), got t={t!r}.")
         g = torch.Generator().manual_seed(seed)
         self.points = swiss_roll(1500, seed=seed).double()
         self.points_noise = torch.randn(self.points.shape, generator=g, dtype=torch.float64)
@@ -159,6 +175,12 @@ class ScheduleExplorer(_PNGWidget):
             for name, value in values.items():
                 if name not in ("kind", "T", "beta_1", "beta_T", "t"):
                     raise ValueError(f"unknown control {name!r}; use kind, T, beta_1, beta_T or t.")
+                if name == "kind" and value not in SCHEDULE_KINDS:
+                    raise ValueError(f"kind must be one of {', '.join(SCHEDULE_KINDS)}, got kind={value!r}.")
+                if name != "kind" and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+                                       or not math.isfinite(value)):
+                    raise ValueError(f"{name} must be a finite number, got {name}={value!r}; "
+                                     "out-of-range values are clamped to the slider's range.")
             controls = (self.kind, self.T, self.beta_1, self.beta_T, self.t)
             for w in controls:
                 w.unobserve(self._on_change, names="value")
@@ -218,9 +240,17 @@ class ForwardChainViewer(_PNGWidget):
 
         if diffusion is None:
             diffusion = GaussianDiffusion(NoiseSchedule.linear())
-        if not isinstance(every, int) or every < 1:
+        if not isinstance(diffusion, GaussianDiffusion):
+            raise ValueError(f"diffusion must be a ddpm_lite.GaussianDiffusion or None, got {type(diffusion).__name__}.")
+        if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.dim() not in (2, 4) or x0.shape[0] < 1:
+            got = f"shape {tuple(x0.shape)}, dtype {x0.dtype}" if isinstance(x0, torch.Tensor) else type(x0).__name__
+            raise ValueError(f"x0 must be a non-empty float tensor of points (N, 2) or images (N, C, H, W), got {got}.")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer number of steps, got {every!r}.")
         T = diffusion.T
+        if T // every + 2 > MAX_KEPT_STATES:
+            raise ValueError(f"every={every} would keep {T // every + 2} states of a T={T} chain (at most {MAX_KEPT_STATES}); "
+                             f"use every ≥ {math.ceil(T / (MAX_KEPT_STATES - 2))}.")
         keep = sorted(set(range(0, T + 1, every)) | {T})
         g = torch.Generator(device=x0.device).manual_seed(seed)
         self.states = diffusion.q_sample_iterative(x0, T, keep=keep, generator=g)

@@ -1,0 +1,106 @@
+"""Data-parallel training under ``torchrun``: process group set-up and the rank helpers.
+
+``torchrun --nproc_per_node=N -m ddpm_lite train ...`` starts N copies of the command
+with ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in their
+environment.  :func:`init_from_env` reads them and joins the process group (NCCL when
+CUDA is available, gloo otherwise); :func:`ddpm_lite.training.train` notices the group
+and switches to DistributedDataParallel.
+
+How the work is split, and why the result does not depend on the number of processes:
+every rank holds the same generator (same seed) and draws the *global* batch of indices,
+timesteps and noise, exactly as a single process would, then keeps its own contiguous
+slice of ``batch_size / world_size`` samples.  The random numbers of sample ``i`` of step
+``s`` are therefore a function of ``(seed, s, i)`` only, and DDP's gradient average over
+equal slices equals the single-process gradient of the whole batch up to the order of
+floating-point additions.  Drawing the whole batch's noise on each rank costs one
+``randn`` of the global batch per step, negligible next to the network's forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo", "env_world_size", "init_from_env", "current", "shutdown"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job: ``rank`` of ``world_size``, ``local_rank`` on its node."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes checkpoints and logs; the others stay silent."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {name}={value!r}.") from None
+
+
+def env_world_size() -> int:
+    """``WORLD_SIZE`` from the environment (1 when unset, i.e. not started by torchrun)."""
+    ws = _env_int("WORLD_SIZE")
+    if ws is not None and ws < 1:
+        raise ValueError(f"environment variable WORLD_SIZE must be >= 1, got WORLD_SIZE={ws}.")
+    return ws or 1
+
+
+def init_from_env(timeout_s: float = 600.0) -> DistInfo:
+    """Join the process group that ``torchrun`` describes in the environment.
+
+    Returns ``DistInfo()`` (rank 0 of 1, nothing initialised) when ``WORLD_SIZE`` is unset
+    or 1, so a plain ``python -m ddpm_lite train`` takes the single-process path untouched.
+    The backend is NCCL when CUDA is available (each process then uses ``cuda:LOCAL_RANK``)
+    and gloo otherwise.  ``timeout_s`` bounds how long a collective waits for a missing
+    rank before failing instead of hanging.
+    """
+    world = env_world_size()
+    if world == 1:
+        return DistInfo()
+    rank, local = _env_int("RANK"), _env_int("LOCAL_RANK")
+    if rank is None or local is None:
+        raise ValueError("WORLD_SIZE > 1 but RANK or LOCAL_RANK is unset; start multi-process runs with torchrun.")
+    if not (0 <= rank < world):
+        raise ValueError(f"RANK must lie in 0..WORLD_SIZE-1 = 0..{world - 1}, got RANK={rank}.")
+    if not dist.is_available():
+        raise ValueError("this torch build has no torch.distributed; multi-process training is unavailable.")
+    if not dist.is_initialized():
+        import datetime
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local)
+
+
+def current() -> DistInfo:
+    """The job this process belongs to, if a process group is initialised (else rank 0 of 1)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                        local_rank=_env_int("LOCAL_RANK") or 0)
+    return DistInfo()
+
+
+def shutdown() -> None:
+    """Leave the process group (a no-op when none was joined)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
