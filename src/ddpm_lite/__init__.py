@@ -5,7 +5,10 @@ index t is timestep t.  See ``book/notation.md``.
 """
 
 from .diffusion import GaussianDiffusion
+from .forward import ForwardProcess
+from .models import MLPDenoiser, UNet
 from .schedule import NoiseSchedule
+from .training import train
 
-__all__ = ["GaussianDiffusion", "NoiseSchedule"]
+__all__ = ["ForwardProcess", "GaussianDiffusion", "MLPDenoiser", "NoiseSchedule", "UNet", "train"]
 __version__ = "0.1.0"
