@@ -30,8 +30,12 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_MIMES = ("text/plain", "text/html", "text/latex", "text/markdown")
-# ipywidgets and matplotlib put object ids / widget UUIDs in some reprs; those are not data.
-VOLATILE = re.compile(r"(model_id[\"']?: ?[\"'][0-9a-f]{32}[\"']|0x[0-9a-f]{6,16})")
+# Not data: widget UUIDs and object addresses in reprs, the kernel's temporary file names in
+# warnings, and wall-clock timings ("1500 steps in 6.7 s (225 steps/s)"), which chapters print
+# on purpose so a reader sees the cost.  They are masked before comparing.
+VOLATILE = re.compile(
+    r"(model_id[\"']?: ?[\"'][0-9a-f]{32}[\"']|0x[0-9a-f]{6,16}|/tmp/ipykernel_\d+/\d+\.py"
+    r"|\d+(\.\d+)? ?(s|ms|seconds)\b|\d+(\.\d+)? steps/s)")
 
 
 def _digest(data: str | bytes) -> str:
@@ -48,14 +52,19 @@ def fingerprint(nb: nbformat.NotebookNode) -> dict:
         out = []
         for o in cell.get("outputs", []):
             if o.output_type == "stream":
-                out.append(("stream", o.name, o.text))
+                # One print may arrive as several stream messages: join them per stream.
+                text = VOLATILE.sub("<v>", o.text)
+                if out and out[-1][:2] == ("stream", o.name):
+                    out[-1] = ("stream", o.name, out[-1][2] + text)
+                else:
+                    out.append(("stream", o.name, text))
             elif o.output_type in ("display_data", "execute_result"):
                 for mime, value in sorted(o.get("data", {}).items()):
                     if mime == "image/png":
                         out.append((mime, _digest(value)))
                     elif mime in TEXT_MIMES:
                         text = value if isinstance(value, str) else "".join(value)
-                        out.append((mime, VOLATILE.sub("<id>", text)))
+                        out.append((mime, VOLATILE.sub("<v>", text)))
             elif o.output_type == "error":
                 out.append(("error", o.ename, o.evalue))
         cells.append(out)

@@ -180,3 +180,14 @@ def test_js_explorer_matches_python(server, driver):
     SHOTS.mkdir(parents=True, exist_ok=True)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", root)
     driver.save_screenshot(str(SHOTS / "js_explorer.png"))
+
+
+def test_no_built_page_shows_a_warning_or_traceback():
+    """Stderr is shown in the book, so a stray warning or error would reach every reader."""
+    pages = sorted((HTML / "notebooks").glob("*.html"))
+    if not pages:
+        _unavailable("the built book is missing: run `make book` first")
+    for page in pages:
+        text = page.read_text()
+        for marker in ("Warning: ", "Traceback (most recent call last)"):
+            assert marker not in text, f"{page.name} shows '{marker.strip()}' in an output"
