@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from .diffusion import GaussianDiffusion
-from .plotting import POINT_LIMITS, image_grid, new_figure, png_bytes
+from .plotting import POINT_LIMITS, image_grid, new_figure
+from .widgets import PNGWidget
 
 __all__ = ["record_reverse_chain", "ReverseChainViewer", "reverse_chain_viewer"]
 
@@ -35,7 +36,7 @@ def record_reverse_chain(diffusion: GaussianDiffusion, eps_model: Any, shape: tu
     return {int(t): x.detach().cpu() for t, x in trajectory}
 
 
-class ReverseChainViewer:
+class ReverseChainViewer(PNGWidget):
     """A t slider over recorded reverse chains of 2-D points and/or images.
 
     ``points``/``images``: {t: x_t} as returned by :func:`record_reverse_chain` (either may
@@ -84,7 +85,6 @@ class ReverseChainViewer:
         for ax in self.figure.axes:
             ax.set_xticks([])
             ax.set_yticks([])
-        self._background = None
         self.slider.observe(lambda change: self._draw(), names="value")
         self.widget = W.VBox([self.slider, self.image])
         self._draw(full=True)
@@ -107,29 +107,12 @@ class ReverseChainViewer:
         t = self.slider.value
         if self.scatter is not None:
             self.scatter.set_offsets(self.points[t].numpy())
-            self.ax_pts.set_title(f"2-D points, $x_{{{t}}}$", fontsize=10)
+            self.ax_pts.set_title(f"2-D points at t = {t}", fontsize=10)
         if self.im is not None:
             self.im.set_data(image_grid(self.images[t][: self.max_images]))
-            self.ax_img.set_title(f"digits, $x_{{{t}}}$", fontsize=10)
+            self.ax_img.set_title(f"digits at t = {t}", fontsize=10)
         self.shown_t = t
-        canvas = self.figure.canvas
-        if full or self._background is None:
-            canvas.draw()  # lay out once with the real artists, then freeze the layout
-            self.figure.set_layout_engine("none")
-            for a in self.dynamic:
-                a.set_animated(True)
-            canvas.draw()
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
-            w, h = canvas.get_width_height()
-            self.image.width, self.image.height = str(w), str(h)
-        else:
-            canvas.restore_region(self._background)
-        for a in self.dynamic:
-            self.figure.draw_artist(a)
-        self.image.value = png_bytes(self.figure, draw=False)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._render(full)
 
 
 def reverse_chain_viewer(diffusion: GaussianDiffusion, point_model: Any = None, image_model: Any = None, *,

@@ -31,8 +31,13 @@ MAX_KEPT_STATES = 1001
 __all__ = ["ScheduleExplorer", "schedule_explorer", "ForwardChainViewer", "forward_chain_viewer", "schedule_explorer_html"]
 
 
-class _PNGWidget:
-    """Shared plumbing: a figure rendered into an Image widget under some controls."""
+class PNGWidget:
+    """Shared plumbing: a figure rendered into an Image widget under some controls.
+
+    Subclasses set ``figure`` (from :func:`ddpm_lite.plotting.new_figure`), ``image`` (an
+    ``ipywidgets.Image``), ``widget`` (what is displayed) and ``dynamic`` (the artists that
+    change from frame to frame), then call :meth:`_render`.
+    """
 
     figure: Any
     image: Any
@@ -74,7 +79,7 @@ class _PNGWidget:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-class ScheduleExplorer(_PNGWidget):
+class ScheduleExplorer(PNGWidget):
     """Sliders for the schedule (kind, T, β_1, β_T) and a timestep t.
 
     Shows β_t, ᾱ_t and log-SNR(t) with a marker at t, forward samples x_t of the swiss
@@ -227,7 +232,7 @@ def schedule_explorer(**defaults: Any) -> ScheduleExplorer:
     return ScheduleExplorer(**defaults)
 
 
-class ForwardChainViewer(_PNGWidget):
+class ForwardChainViewer(PNGWidget):
     """A t slider over one recorded forward chain x_0 → x_T (2-D points or images).
 
     The chain is simulated once, one transition at a time, keeping every ``every``-th
