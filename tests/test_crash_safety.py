@@ -59,16 +59,21 @@ def reported(lines: list[str]) -> tuple[int, int]:
     return max(steps, default=0), max(ckpts, default=0)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """An uninterrupted run, in this process with the subprocesses' single thread."""
-    out = tmp_path_factory.mktemp("reference")
+def _train_in_process(out) -> None:
+    """Run (or resume) the CLI training in this process with the subprocesses' single thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         assert main([*ARGS, "--out", str(out)]) == 0
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run, in this process with the subprocesses' single thread."""
+    out = tmp_path_factory.mktemp("reference")
+    _train_in_process(out)
     return load_checkpoint(out)
 
 
@@ -129,10 +134,5 @@ def test_ctrl_c_saves_the_step_reached_and_resumes_exactly(tmp_path, reference):
     state = load_checkpoint(out)
     assert state["step"] == step  # the step reached, not the last periodic checkpoint
     # Resuming (in this process, one thread as in the subprocess) finishes the same run.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main([*ARGS, "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    _train_in_process(out)
     assert_same_weights(load_checkpoint(out), reference)
