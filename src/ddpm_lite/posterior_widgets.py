@@ -16,12 +16,12 @@ and ``artists`` (name → matplotlib artist, for tests and readers who want to r
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any, Callable
 
 import numpy as np
 
+from .plotting import png_bytes
 from .schedule import NoiseSchedule
 
 __all__ = ["eps_loss_weight", "posterior_importance_sample", "posterior_explorer", "posterior_histogram"]
@@ -106,17 +106,6 @@ def _new_figure(width: float, height: float, **margins: float):
     return fig
 
 
-def _encode_png(fig) -> bytes:
-    """The canvas as it was last drawn, as PNG bytes (no redraw; fast zlib level)."""
-    from PIL import Image
-
-    width, height = fig.canvas.get_width_height()
-    img = Image.frombuffer("RGBA", (width, height), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    buf = io.BytesIO()
-    img.save(buf, format="png", compress_level=1)
-    return buf.getvalue()
-
-
 def _assemble(fig, sliders: dict[str, Any], readout, draw: Callable[..., None], artists: dict[str, Any],
               moving: list | None = None):
     """VBox(sliders, readout, picture) with ``update``/``figure``/``artists`` attached.
@@ -147,7 +136,7 @@ def _assemble(fig, sliders: dict[str, Any], readout, draw: Callable[..., None], 
                 art.axes.draw_artist(art)
         else:
             fig.canvas.draw()
-        image.value = _encode_png(fig)
+        image.value = png_bytes(fig, draw=False)
 
     def update(**values: Any) -> None:
         unknown = set(values) - set(sliders)
