@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from ddpm_lite.widgets import schedule_explorer
+from ddpm_lite.book.widgets import schedule_explorer
 
 
 def time_updates(explorer, name: str, values) -> list[float]:

@@ -500,9 +500,9 @@ def test_cli_bad_input_as_processes(tmp_path):
 
 
 # ---------------------------------------------------------------------------- widgets
-from ddpm_lite import posterior_widgets as PW  # noqa: E402
-from ddpm_lite import reverse_widgets as RW  # noqa: E402
-from ddpm_lite import widgets as WG  # noqa: E402
+from ddpm_lite.book.widgets import posterior as PW  # noqa: E402
+from ddpm_lite.book.widgets import reverse_chain as RW  # noqa: E402
+from ddpm_lite.book.widgets import forward as WG  # noqa: E402
 
 WIDGET_CASES = [
     ("schedule_explorer/T huge", _f(WG.schedule_explorer, T=10**6), ValueError, ["T=1000000", "2..4000"]),

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
+from ddpm_lite.diffusion import eps_loss_weight
 
 LN2 = math.log(2.0)
 
@@ -393,3 +394,24 @@ def test_bad_inputs_raise_value_errors_that_name_the_argument():
     assert torch.isnan(d.training_losses(linear_eps, bad, check_inputs=False)["loss"]).all()
     with pytest.raises(ValueError, match="noise"):
         d.training_losses(linear_eps, bad, noise=torch.zeros(4, 3), check_inputs=False)
+
+
+def test_eps_weight_from_the_general_formula():
+    """Both closed forms equal β_t² / (2 σ_t² α_t (1 − ᾱ_t)) evaluated literally."""
+    schedule = NoiseSchedule.linear(1000)
+    s, t = schedule, np.arange(2, schedule.T + 1)
+    for name, sigma2 in (("beta", s.betas), ("beta_tilde", s.posterior_variance)):
+        literal = s.betas[t] ** 2 / (2 * sigma2[t] * s.alphas[t] * s.one_minus_alpha_bars[t])
+        np.testing.assert_allclose(eps_loss_weight(s, name)[t], literal, rtol=1e-12)
+    assert eps_loss_weight(s, "beta_tilde")[1] == math.inf
+    assert np.isfinite(eps_loss_weight(s, "beta")[1])
+    with pytest.raises(ValueError, match="variance"):
+        eps_loss_weight(s, "beta_hat")
+
+
+def test_weights_differ_only_near_t1():
+    """w(β̃)/w(β) = (1 − ᾱ_t)/(1 − ᾱ_{t−1}) → 1: the two σ² choices matter only at small t."""
+    schedule = NoiseSchedule.linear(1000)
+    ratio = eps_loss_weight(schedule, "beta_tilde")[2:] / eps_loss_weight(schedule, "beta")[2:]
+    assert ratio[0] > 1.9 and abs(ratio[-1] - 1) < 1e-4
+    assert np.all(np.diff(ratio) < 0)

@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 
 from ddpm_lite import NoiseSchedule
-from ddpm_lite.posterior_widgets import (
-    eps_loss_weight,
-    posterior_explorer,
-    posterior_histogram,
-    posterior_importance_sample,
-)
+from ddpm_lite.diffusion import eps_loss_weight
+from ddpm_lite.book.widgets import posterior_explorer, posterior_histogram
+from ddpm_lite.book.exact import posterior_importance_sample
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -37,26 +34,6 @@ def histogram(schedule):
 def xy(line) -> tuple[np.ndarray, np.ndarray]:
     x, y = line.get_data()
     return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-
-
-# ---------------------------------------------------------------------- eps_loss_weight
-def test_eps_weight_from_the_general_formula(schedule):
-    """Both closed forms equal β_t² / (2 σ_t² α_t (1 − ᾱ_t)) evaluated literally."""
-    s, t = schedule, np.arange(2, schedule.T + 1)
-    for name, sigma2 in (("beta", s.betas), ("beta_tilde", s.posterior_variance)):
-        literal = s.betas[t] ** 2 / (2 * sigma2[t] * s.alphas[t] * s.one_minus_alpha_bars[t])
-        np.testing.assert_allclose(eps_loss_weight(s, name)[t], literal, rtol=1e-12)
-    assert eps_loss_weight(s, "beta_tilde")[1] == math.inf
-    assert np.isfinite(eps_loss_weight(s, "beta")[1])
-    with pytest.raises(ValueError, match="sigma2"):
-        eps_loss_weight(s, "beta_hat")
-
-
-def test_weights_differ_only_near_t1(schedule):
-    """w(β̃)/w(β) = (1 − ᾱ_t)/(1 − ᾱ_{t−1}) → 1: the two σ² choices matter only at small t."""
-    ratio = eps_loss_weight(schedule, "beta_tilde")[2:] / eps_loss_weight(schedule, "beta")[2:]
-    assert ratio[0] > 1.9 and abs(ratio[-1] - 1) < 1e-4
-    assert np.all(np.diff(ratio) < 0)
 
 
 # ---------------------------------------------------------------------- explorer

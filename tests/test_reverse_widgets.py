@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
-from ddpm_lite.experiments import LinearEps, optimal_eps_coef
-from ddpm_lite.plotting import image_grid
-from ddpm_lite.reverse_widgets import (ReverseChainViewer, record_reverse_chain,
-                                       reverse_chain_viewer)
+from ddpm_lite.book.exact import LinearEps, optimal_eps_coef
+from ddpm_lite.book.plotting import image_grid
+from ddpm_lite.book.widgets import (
+    ReverseChainViewer,
+    record_reverse_chain,
+    reverse_chain_viewer,
+)
 
 pytest.importorskip("ipywidgets")
 

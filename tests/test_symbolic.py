@@ -13,7 +13,7 @@ import sympy as sp
 import torch
 
 from ddpm_lite import NoiseSchedule
-from ddpm_lite import symbolic as S
+from ddpm_lite.book import symbolic as S
 from ddpm_lite.gaussian import normal_kl
 
 PITFALLS = Path(__file__).resolve().parents[1] / "book" / "pitfalls.md"

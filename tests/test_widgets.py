@@ -6,7 +6,11 @@ import torch
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
 from ddpm_lite.gaussian import LN2
-from ddpm_lite.widgets import forward_chain_viewer, schedule_explorer, schedule_explorer_html
+from ddpm_lite.book.widgets import (
+    forward_chain_viewer,
+    schedule_explorer,
+    schedule_explorer_html,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

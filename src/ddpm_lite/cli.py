@@ -15,8 +15,8 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
+#: The bundled datasets --data accepts by name (anything else is a folder of images).
 TOY_DATA = ("digits", "swiss_roll", "moons", "mixture")
-TOY_TRAIN_N = 20000
 
 EPILOG = """\
 examples:
@@ -124,16 +124,8 @@ def load_dataset(name: str, image_size: int | None = None, mode: str = "L", spli
 
     if name == "digits":
         return data.digits(split), {"data": "digits", "num_levels": data.DIGITS_LEVELS}
-    toys = {"swiss_roll": data.swiss_roll, "moons": data.two_moons, "mixture": data.gaussian_mixture}
-    if name in toys:
-        fn = toys[name]
-        train = fn(TOY_TRAIN_N, seed=0)
-        if split == "train":
-            return train, {"data": name, "num_levels": None}
-        # Held-out points: a fresh seed, scaled with the training set's statistics.
-        raw = fn(TOY_TRAIN_N, seed=0, standardize_with=(0.0, 1.0)).double()
-        stats = (raw.mean(0).numpy(), raw.std(0, unbiased=False).numpy())
-        return fn(5000, seed=1, standardize_with=stats), {"data": name, "num_levels": None}
+    if name in data.TOY_DATASETS:
+        return data.toy_split(name, split), {"data": name, "num_levels": None}
     path = Path(name).expanduser()
     if not path.exists():
         raise ValueError(f"--data must be one of {', '.join(TOY_DATA)} or an existing folder of images; "
@@ -142,29 +134,18 @@ def load_dataset(name: str, image_size: int | None = None, mode: str = "L", spli
     return images, {"data": str(path.resolve()), "image_size": image_size, "mode": mode, "num_levels": 256}
 
 
-def _diffusion_from_config(cfg: dict):
-    from .diffusion import GaussianDiffusion
-    from .schedule import NoiseSchedule
-    from .training import diffusion_config
-
-    schedule = NoiseSchedule.from_name(cfg["schedule"], cfg["T"])
-    diffusion = GaussianDiffusion(schedule, variance=cfg["variance"], num_levels=cfg["num_levels"])
-    if diffusion_config(diffusion)["betas_sha256"] != cfg["betas_sha256"]:
-        raise ValueError(f"the run's noise schedule ({cfg['schedule']}, T={cfg['T']}) cannot be rebuilt by name.")
-    return diffusion
-
-
 def load_run(run: Path, device: str = "auto"):
     """(EMA model in eval mode, diffusion, checkpoint state, device) of a run directory."""
     from .checkpoint import load_checkpoint
+    from .diffusion import GaussianDiffusion
     from .models import build_model
-    from .training import resolve_device
+    from .plumbing import resolve_device
 
     dev = resolve_device(device)
     state = load_checkpoint(run)
     model = build_model(state["config"]["model"])
     model.load_state_dict(state["ema"])
-    return model.to(dev).eval(), _diffusion_from_config(state["config"]["diffusion"]), state, dev
+    return model.to(dev).eval(), GaussianDiffusion.from_config(state["config"]["diffusion"]), state, dev
 
 
 # ---------------------------------------------------------------------------- commands
@@ -198,8 +179,9 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
 
     from .diffusion import GaussianDiffusion
     from .models import count_parameters, default_model
+    from .plumbing import resolve_device
     from .schedule import NoiseSchedule
-    from .training import resolve_device, train
+    from .training import train
 
     device = resolve_device(args.device)  # fail before the slow part
     if args.out.exists() and not args.out.is_dir():
@@ -240,45 +222,37 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     return 0
 
 
-def _grid_png(x) -> bytes:
-    """Images (N, C, H, W) in [−1, 1] → PNG bytes of a near-square grid with 1-px gaps."""
-    import numpy as np
+def _png(array) -> bytes:  # noqa: ANN001
     from PIL import Image
 
-    from .data import to_uint8_images
-
-    imgs = to_uint8_images(x)  # (N, H, W, C)
-    n, h, w, c = imgs.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = imgs[i]
-    # Tiny images (8×8 digits) are enlarged so the grid is visible on a screen.
-    scale = max(1, 256 // max(canvas.shape[:2]))
-    im = Image.fromarray(canvas[..., 0] if c == 1 else canvas).resize(
-        (canvas.shape[1] * scale, canvas.shape[0] * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
 
 
-def _scatter_png(points) -> bytes:
-    import matplotlib
+def _grid_png(x) -> bytes:  # noqa: ANN001
+    """Images (N, C, H, W) in [−1, 1] → PNG bytes of a near-square grid, enlarged when tiny."""
+    import numpy as np
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from .data import image_grid
 
-    fig = Figure(figsize=(4, 4), dpi=100)
-    ax = fig.add_subplot()
-    p = points.cpu().numpy()
-    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5)
-    ax.set_aspect("equal")
-    ax.set_title(f"{len(p)} samples")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue()
+    grid = np.round(image_grid(x) * 255).astype(np.uint8)
+    # Tiny images (8×8 digits) are enlarged by whole pixels so the grid is visible on a screen.
+    scale = max(1, 256 // max(grid.shape[:2]))
+    return _png(grid.repeat(scale, axis=0).repeat(scale, axis=1))
+
+
+def _scatter_png(points, size: int = 400) -> bytes:  # noqa: ANN001
+    """2-D points → PNG bytes of a density-shaded scatter plot (no plotting library needed)."""
+    import numpy as np
+
+    p = points.double().numpy()
+    lim = max(3.2, float(np.quantile(np.abs(p), 0.999)) * 1.05)
+    counts, _, _ = np.histogram2d(p[:, 1], p[:, 0], bins=size, range=[[-lim, lim], [-lim, lim]])
+    shade = 1.0 - np.exp(-0.7 * counts[::-1])  # y grows upwards; a few points per pixel read as dark
+    img = np.round(255 * (1.0 - shade)).astype(np.uint8)
+    img[[0, -1], :] = img[:, [0, -1]] = 0  # frame
+    return _png(img)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

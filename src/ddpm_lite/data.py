@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import checks
+
 __all__ = [
     "DIGITS_LEVELS",
     "swiss_roll",
@@ -24,6 +26,9 @@ __all__ = [
     "to_model_range",
     "from_model_range",
     "to_uint8_images",
+    "image_grid",
+    "TOY_DATASETS",
+    "toy_split",
 ]
 
 #: The bundled digits hold integers 0..16, i.e. 17 intensity levels.
@@ -33,8 +38,7 @@ DIGITS_TRAIN, DIGITS_TEST = 1497, 300
 
 def to_model_range(x: np.ndarray | torch.Tensor, num_levels: int = 256) -> torch.Tensor:
     """Map integer levels 0..K−1 linearly onto [−1, 1]: x ↦ 2x/(K−1) − 1."""
-    if isinstance(num_levels, bool) or not isinstance(num_levels, (int, np.integer)) or num_levels < 2:
-        raise ValueError(f"num_levels must be an integer ≥ 2 (256 for 8-bit images), got num_levels={num_levels!r}.")
+    checks.integer("num_levels", num_levels, 2, hint="(256 for 8-bit images)")
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     if x.is_floating_point() and torch.isnan(x).any():
         raise ValueError("data contains NaN; clean or drop those samples before scaling.")
@@ -52,20 +56,30 @@ def from_model_range(x: torch.Tensor, num_levels: int = 256) -> torch.Tensor:
     return levels.to(torch.uint8 if num_levels <= 256 else torch.int64)
 
 
-def swiss_roll(n: int = 20000, seed: int = 0, *, noise: float = 0.5, standardize_with: tuple | None = None) -> torch.Tensor:
-    """2-D swiss roll: columns 0 and 2 of ``sklearn.datasets.make_swiss_roll``.
+def _check_noise(noise: object) -> float:
+    return checks.number("noise", noise, 0.0)
 
-    Points are standardized with their own mean and std, or with ``standardize_with``
-    = (mean, std) from a training set so a test set is scaled identically.
-    """
-    n = _check_n(n)
-    _check_noise(noise)
+
+def _swiss_roll_points(n: int, seed: int, noise: float) -> np.ndarray:
     from sklearn.datasets import make_swiss_roll
 
     pts, _ = make_swiss_roll(n, noise=noise, random_state=seed)
-    pts = pts[:, [0, 2]]
-    mean, std = standardize_with if standardize_with is not None else (pts.mean(0), pts.std(0))
-    return torch.as_tensor((pts - mean) / std, dtype=torch.float32)
+    return pts[:, [0, 2]]
+
+
+def _moons_points(n: int, seed: int, noise: float) -> np.ndarray:
+    from sklearn.datasets import make_moons
+
+    pts, _ = make_moons(n, noise=noise, random_state=seed)
+    return pts
+
+
+def _mixture_points(n: int, seed: int, modes: int, radius: float, std: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, modes, size=n)
+    angle = 2.0 * np.pi * k / modes
+    centres = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return centres + std * rng.standard_normal((n, 2))
 
 
 def _standardize(pts: np.ndarray, standardize_with: tuple | None) -> torch.Tensor:
@@ -73,15 +87,14 @@ def _standardize(pts: np.ndarray, standardize_with: tuple | None) -> torch.Tenso
     return torch.as_tensor((pts - mean) / std, dtype=torch.float32)
 
 
-def _check_noise(noise: object) -> None:
-    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)) or not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got noise={noise!r}.")
+def swiss_roll(n: int = 20000, seed: int = 0, *, noise: float = 0.5, standardize_with: tuple | None = None) -> torch.Tensor:
+    """2-D swiss roll: columns 0 and 2 of ``sklearn.datasets.make_swiss_roll``.
 
-
-def _check_n(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or int(n) < 1:
-        raise ValueError(f"n must be a positive integer number of points, got n={n!r}.")
-    return int(n)
+    Points are standardized with their own mean and std, or with ``standardize_with``
+    = (mean, std) from a training set so a test set is scaled identically.
+    """
+    n = checks.integer("n", n, 1)
+    return _standardize(_swiss_roll_points(n, seed, _check_noise(noise)), standardize_with)
 
 
 def two_moons(n: int = 20000, seed: int = 0, *, noise: float = 0.05, standardize_with: tuple | None = None) -> torch.Tensor:
@@ -90,12 +103,8 @@ def two_moons(n: int = 20000, seed: int = 0, *, noise: float = 0.05, standardize
     Standardized like :func:`swiss_roll`: with the points' own mean and std, or with
     ``standardize_with`` = (mean, std) of a training set.
     """
-    n = _check_n(n)
-    _check_noise(noise)
-    from sklearn.datasets import make_moons
-
-    pts, _ = make_moons(n, noise=noise, random_state=seed)
-    return _standardize(pts, standardize_with)
+    n = checks.integer("n", n, 1)
+    return _standardize(_moons_points(n, seed, _check_noise(noise)), standardize_with)
 
 
 def gaussian_mixture(
@@ -107,18 +116,36 @@ def gaussian_mixture(
     The classic mode-dropping test: a sampler that misses a mode shows it at once.
     Standardized like :func:`swiss_roll`.
     """
-    n = _check_n(n)
-    if isinstance(modes, bool) or not isinstance(modes, int) or modes < 1:
-        raise ValueError(f"modes must be a positive integer, got modes={modes!r}.")
-    for name, value in (("radius", radius), ("std", std)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}.")
-    rng = np.random.default_rng(seed)
-    k = rng.integers(0, modes, size=n)
-    angle = 2.0 * np.pi * k / modes
-    centres = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    pts = centres + std * rng.standard_normal((n, 2))
-    return _standardize(pts, standardize_with)
+    n = checks.integer("n", n, 1)
+    modes = checks.integer("modes", modes, 1)
+    radius = checks.number("radius", radius, 0.0, lo_open=True)
+    std = checks.number("std", std, 0.0, lo_open=True)
+    return _standardize(_mixture_points(n, seed, modes, radius, std), standardize_with)
+
+
+#: The bundled 2-D toys by the names the CLI accepts, with their default noise.
+TOY_DATASETS = {
+    "swiss_roll": lambda n, seed: _swiss_roll_points(n, seed, 0.5),
+    "moons": lambda n, seed: _moons_points(n, seed, 0.05),
+    "mixture": lambda n, seed: _mixture_points(n, seed, 8, 4.0, 0.3),
+}
+TOY_TRAIN_N, TOY_TEST_N = 20000, 5000
+
+
+def toy_split(name: str, split: str = "train", n_train: int = TOY_TRAIN_N, n_test: int = TOY_TEST_N) -> torch.Tensor:
+    """The fixed split of a bundled 2-D toy used by the CLI, the metrics and the benchmarks.
+
+    ``"train"``: ``n_train`` points from seed 0; ``"test"``: ``n_test`` points from seed 1.
+    Both are standardized with the *training* points' mean and std, so they share one scale.
+    """
+    checks.choice("name", name, tuple(TOY_DATASETS))
+    checks.choice("split", split, ("train", "test"))
+    draw = TOY_DATASETS[name]
+    train = draw(checks.integer("n_train", n_train, 1), 0)
+    stats = (train.mean(0), train.std(0))
+    if split == "train":
+        return _standardize(train, stats)
+    return _standardize(draw(checks.integer("n_test", n_test, 1), 1), stats)
 
 
 def digits(split: str = "train") -> torch.Tensor:
@@ -216,3 +243,22 @@ def to_uint8_images(x: torch.Tensor) -> np.ndarray:
     if x.dim() != 4:
         raise ValueError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}.")
     return from_model_range(x.detach().cpu(), 256).permute(0, 2, 3, 1).numpy()
+
+
+def image_grid(images: torch.Tensor | np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile model-range images (N, C, H, W) into one float array in [0, 1], white between tiles.
+
+    Returns (rows·(H+pad) − pad, cols·(W+pad) − pad) for C = 1 and the same with a last
+    axis of 3 for RGB; ``ncols`` defaults to a near-square grid.  Values are clipped to [−1, 1].
+    """
+    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {x.shape}.")
+    n, c, h, w = x.shape
+    ncols = checks.integer("ncols", ncols, 1, allow_none=True) or int(np.ceil(np.sqrt(n)))
+    nrows = int(np.ceil(n / ncols))
+    grid = np.ones((c, nrows * (h + pad) - pad, ncols * (w + pad) - pad))
+    for i in range(n):
+        r, q = divmod(i, ncols)
+        grid[:, r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = (np.clip(x[i], -1, 1) + 1) / 2
+    return grid[0] if c == 1 else grid.transpose(1, 2, 0)

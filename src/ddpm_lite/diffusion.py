@@ -1,220 +1,106 @@
-"""GaussianDiffusion: the reverse process p_θ, the training losses and the bound.
+"""GaussianDiffusion: the class a user builds — q, p_θ and the bound, plus training and sampling.
 
-One method per equation of the book; the docstring of each names the equation label
-it implements.  Timesteps are the paper's t = 1..T, given as integer tensors of
-shape (batch,).  The forward process q (q_sample, the posterior, x_0 ↔ ε, L_T) is
-inherited from :class:`ddpm_lite.forward.ForwardProcess`.  The samplers live in
-:mod:`ddpm_lite.sampling`; the methods
-:meth:`GaussianDiffusion.sample` and :meth:`GaussianDiffusion.ddim_sample` call them.
-
-The ε-model protocol used throughout::
-
-    eps_model(xt: Tensor(batch, ...), t: LongTensor(batch,)) -> Tensor shaped like xt
-
-where ``t`` holds the paper's timesteps 1..T.
+The layers of the derivation stack up as classes, each in its own module:
+:class:`ddpm_lite.forward.ForwardProcess` (q: noising, the posterior, L_T) →
+:class:`ddpm_lite.reverse.ReverseProcess` (p_θ, the decoder, the KL terms, bits/dim) →
+:class:`GaussianDiffusion` (the training objectives, the samplers of
+:mod:`ddpm_lite.sampling`, and the one serialisation of its settings).  Timesteps are the
+paper's t = 1..T, given as integer tensors of shape (batch,); the ε-model protocol is
+described in :mod:`ddpm_lite.plumbing`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Callable
+import hashlib
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from . import sampling
-from .forward import ForwardProcess
-from .gaussian import LN2, discretized_gaussian_log_likelihood, normal_kl
+from . import checks, sampling
+from .plumbing import EpsModel, check_eps_model, check_generator, randn
+from .reverse import VARIANCE_KINDS, ReverseProcess, VarianceKind, eps_loss_weight
 from .schedule import NoiseSchedule
 
-__all__ = ["GaussianDiffusion", "EpsModel", "VARIANCE_KINDS", "LOSS_KINDS"]
-
-#: ``eps_model(xt, t) -> ε̂`` with t the paper's timesteps 1..T, shape (batch,).
-EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-#: Choices of the reverse-process variance σ_t² (Ho et al. 2020, §3.2).
-VARIANCE_KINDS = ("beta", "beta_tilde")
+__all__ = ["GaussianDiffusion", "EpsModel", "VarianceKind", "LossKind", "VARIANCE_KINDS", "LOSS_KINDS",
+           "eps_loss_weight"]
 
 #: Choices of training objective for :meth:`GaussianDiffusion.training_losses`.
-LOSS_KINDS = ("simple", "vb", "hybrid")
+LossKind = Literal["simple", "vb", "hybrid"]
+LOSS_KINDS: tuple[str, ...] = get_args(LossKind)
 
-_LOG_2PI = math.log(2.0 * math.pi)
+
+def _betas_sha256(schedule: NoiseSchedule) -> str:
+    betas = np.ascontiguousarray(schedule.betas, dtype=np.float64)
+    return hashlib.sha256(betas.tobytes()).hexdigest()[:16]
 
 
-class GaussianDiffusion(ForwardProcess):
-    """The DDPM reverse process, its losses and samplers, over a fixed :class:`NoiseSchedule`.
+class GaussianDiffusion(ReverseProcess):
+    """The DDPM of a fixed :class:`NoiseSchedule`: q, p_θ and the bound (inherited), plus the
+    training objectives, the samplers and the one serialisation of its settings.
 
-    Parameters
-    ----------
-    schedule:
-        The forward-process variances β_1..β_T and their derived constants.
-    variance:
-        σ_t² of the reverse step p_θ(x_{t−1} | x_t) = N(μ_θ(x_t, t), σ_t² I).  Default ``"beta"``.
-
-        * ``"beta"``: σ_t² = β_t, for every t including the decoder at t = 1 (σ_1² = β_1, as
-          in the paper's text; Ho et al.'s released code uses β̃_2 there).  Optimal when
-          x_0 ~ N(0, I) (Ho et al. 2020, §3.2).
-        * ``"beta_tilde"``: σ_t² = β̃_t, the forward posterior variance, optimal when x_0 is
-          a single point.  β̃_1 = 0 would give the decoder zero width, so at t = 1 this uses
-          β̃_2 (``schedule.posterior_log_variance_clipped``; β_1 if T = 1), as Ho et al.'s
-          code does.
-
-        The choice changes the bound (L_{t−1} and L_0) and the ancestral sampler's noise;
-        it does not change L_simple or DDIM.
-    num_levels:
-        Number of intensity levels K of the data, used by the discretized decoder L_0
-        (bins of width 2/(K−1) on [−1, 1]).  Default 256 (8-bit images); the bundled
-        digits have 17 (:data:`ddpm_lite.data.DIGITS_LEVELS`).  ``None`` means continuous
-        data (e.g. 2-D points): L_0 is then the negative log *density* −log N(x_0; μ_θ(x_1, 1),
-        σ_1²), so "bits per dimension" is a differential quantity and may be negative.
+    Parameters are those of :class:`ddpm_lite.reverse.ReverseProcess`: ``schedule``,
+    ``variance`` (σ_t²: ``"beta"`` or ``"beta_tilde"``) and ``num_levels`` (K of the data, or
+    None for continuous data).
     """
 
-    def __init__(self, schedule: NoiseSchedule, *, variance: str = "beta", num_levels: int | None = 256) -> None:
-        super().__init__(schedule)
-        if variance not in VARIANCE_KINDS:
-            raise ValueError(f"variance must be one of {VARIANCE_KINDS}, got variance={variance!r}.")
-        if num_levels is not None and (isinstance(num_levels, bool) or not isinstance(num_levels, (int, np.integer))
-                                       or num_levels < 2):
-            raise ValueError(f"num_levels must be an integer ≥ 2 or None (continuous data), got num_levels={num_levels!r}.")
-        self.variance = variance
-        self.num_levels = None if num_levels is None else int(num_levels)
-        self._build_reverse_constants()
+    # ------------------------------------------------------------------ serialisation
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this diffusion, as a JSON-able dict (the one serialisation).
 
-    def _build_reverse_constants(self) -> None:
-        """Float64 tables (length T + 1, index = timestep) used by the reverse process."""
-        s = self.schedule
-        if self.variance == "beta":
-            var = s.betas.copy()
-            var[0] = s.betas[1]  # index 0 is not a step; keep it finite
+        ``betas`` holds β_1..β_T exactly (JSON writes float64 with round-trip precision), so a
+        schedule given as an arbitrary array is rebuilt bit for bit; ``betas_sha256`` identifies
+        it in short, e.g. when comparing a checkpoint with the current settings.
+        """
+        return {
+            "schedule": self.schedule.name,
+            "T": int(self.T),
+            "betas": [float(b) for b in self.schedule.betas[1:]],
+            "betas_sha256": _betas_sha256(self.schedule),
+            "variance": self.variance,
+            "num_levels": self.num_levels,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "GaussianDiffusion":
+        """Inverse of :meth:`config`.
+
+        Configs written before the betas were stored (``betas`` missing) are rebuilt from the
+        schedule's name and T, and refused if that does not reproduce ``betas_sha256``.
+        """
+        if not isinstance(config, dict) or "T" not in config:
+            raise ValueError(f"a diffusion config must be a dict from GaussianDiffusion.config(), got {config!r:.200}.")
+        name = config.get("schedule", "custom")
+        if config.get("betas") is not None:
+            schedule = NoiseSchedule(config["betas"], name=str(name))
         else:
-            var = np.exp(s.posterior_log_variance_clipped)
-        self.model_variance = var
-        self.model_log_variance = np.log(var)
-        # μ_θ = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε_θ)  (eq. ``eps-param``).
-        self.recip_sqrt_alphas = 1.0 / s.sqrt_alphas
-        denom = s.sqrt_one_minus_alpha_bars.copy()
-        denom[0] = 1.0
-        self.eps_coef = s.betas / denom  # β_t/√(1 − ᾱ_t); 0 at index 0
-        for name in ("model_variance", "model_log_variance", "recip_sqrt_alphas", "eps_coef"):
-            getattr(self, name).setflags(write=False)
+            schedule = NoiseSchedule.from_name(name, config["T"])
+        diffusion = cls(schedule, variance=config.get("variance", "beta"), num_levels=config.get("num_levels", 256))
+        want = config.get("betas_sha256")
+        if schedule.T != config["T"] or (want is not None and want != _betas_sha256(schedule)):
+            raise ValueError(f"the stored noise schedule ({name}, T={config['T']}) does not match its checksum; "
+                             "the run's config was edited or damaged.")
+        return diffusion
 
-    # ------------------------------------------------------------------ checks
-    def _check_on_grid(self, x0: torch.Tensor) -> None:
-        """The discretized decoder needs x_0 on the K-level grid of ``num_levels``."""
-        if self.num_levels is None:
-            return
-        k = self.num_levels - 1
-        # float32 resolves 1/(K−1) spacing to ~1e-5 for any K we use, and exists on every device (MPS has no float64).
-        levels = (x0.detach().float() + 1.0) * (k / 2.0)
-        off = (levels - levels.round()).abs().max() if x0.numel() else torch.tensor(0.0)
-        lo, hi = (float(levels.min()), float(levels.max())) if x0.numel() else (0.0, 0.0)
-        if lo < -1e-3 or hi > k + 1e-3 or float(off) > 1e-3:
-            raise ValueError(
-                f"x0 must lie on the {self.num_levels}-level grid in [-1, 1] for the discretized decoder "
-                f"(num_levels={self.num_levels}); found values off the grid. Scale data with "
-                "ddpm_lite.data.to_model_range, or build GaussianDiffusion(num_levels=None) for continuous data."
-            )
+    # ------------------------------------------------------------------ checks and draws
+    def draw_t_and_noise(self, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
+                         dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The random numbers of one training batch, in a fixed order: t ~ U{1..T}, then ε ~ N(0, I).
 
-    @staticmethod
-    def _check_model(eps_model: object) -> None:
-        if not callable(eps_model):
-            raise ValueError(f"eps_model must be callable as eps_model(xt, t), got {type(eps_model).__name__}.")
+        Both are drawn on the generator's device (so a seed means the same on any device) and
+        moved to ``device``.  :meth:`training_losses` draws through this method when it is not
+        given t and noise, so a caller that draws a global batch here and keeps a slice (data
+        parallel training) replays exactly what one process would have drawn.
+        """
+        t = self._draw_t(shape[0], generator, device)
+        return t, randn(shape, generator, device, dtype)
 
-    def _eps(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self._check_model(eps_model)
-        eps = eps_model(xt, t)
-        if not isinstance(eps, torch.Tensor) or eps.shape != xt.shape:
-            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
-            raise ValueError(f"eps_model(xt, t) must return a tensor shaped like xt {tuple(xt.shape)}, got {got}.")
-        return eps
-
-    def _random_t(self, batch: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
-        """t ~ Uniform{1..T}, drawn on the generator's device so a seed means the same on any device."""
+    def _draw_t(self, batch: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
         gen_device = generator.device if generator is not None else device
         return torch.randint(1, self.T + 1, (batch,), generator=generator, device=gen_device).to(device)
 
-    # ------------------------------------------------------------------ reverse process
-    def p_mean_variance(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor, clip_x0: bool = False
-                        ) -> dict[str, torch.Tensor]:
-        """Mean and variance of p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) (eq. ``eps-param``).
-
-        μ_θ(x_t, t) = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) · ε_θ(x_t, t)), σ_t² from ``variance``.
-
-        ``clip_x0=True`` clamps x̂_0 to [−1, 1] and uses μ̃_t(x_t, x̂_0) as the mean; without
-        clipping the two forms are the same number (the ε-form is used).  Clipping is a
-        sampling heuristic for image data and is not part of the bound.
-
-        Returns a dict with ``mean``, ``variance``, ``log_variance`` (broadcast to xt's
-        shape), ``pred_x0`` (x̂_0) and ``eps`` (ε_θ).
-        """
-        self._check_model(eps_model)
-        self._check_x(xt, "xt")
-        t = self._check_t(t, xt)
-        eps = self._eps(eps_model, xt, t)
-        return self._p_from_eps(xt, t, eps, clip_x0)
-
-    def _p_from_eps(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, clip_x0: bool = False):
-        pred_x0 = self._predict_x0(xt, t, eps)
-        if clip_x0:
-            pred_x0 = pred_x0.clamp(-1.0, 1.0)
-            mean = self._q_posterior(pred_x0, xt, t)[0]
-        else:
-            mean = self._coef("recip_sqrt_alphas", t, xt) * (xt - self._coef("eps_coef", t, xt) * eps)
-        return {
-            "mean": mean,
-            "variance": self._coef("model_variance", t, xt).expand_as(xt),
-            "log_variance": self._coef("model_log_variance", t, xt).expand_as(xt),
-            "pred_x0": pred_x0,
-            "eps": eps,
-        }
-
-    # ------------------------------------------------------------------ the bound, term by term
-    def decoder_log_likelihood(self, x0: torch.Tensor, mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
-        """log p_θ(x_0 | x_1) per element, in nats, with mean μ_θ(x_1, 1) (eq. ``decoder``).
-
-        Discretized Gaussian with ``num_levels`` bins when set, else the Gaussian log
-        density (continuous data).  Computed in at least float32.
-        """
-        work = torch.promote_types(torch.promote_types(x0.dtype, mean.dtype), torch.float32)
-        x0, mean, log_variance = x0.to(work), mean.to(work), log_variance.to(work)
-        if self.num_levels is not None:
-            return discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_variance, self.num_levels)
-        return -0.5 * (_LOG_2PI + log_variance + (x0 - mean) ** 2 * torch.exp(-log_variance))
-
-    def vb_terms_bpd(self, eps_model: EpsModel, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """L_{t−1} for each sample, in bits per dimension (eqs. ``Lt-minus-1``, ``decoder``).
-
-        For t ≥ 2: KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)), a Gaussian KL.
-        For t = 1: −log p_θ(x_0 | x_1), the decoder with log-scale ½ log σ_1².
-        Both are averaged over data dimensions and divided by ln 2.  Returns shape (batch,).
-        """
-        self._check_model(eps_model)
-        self._check_x(x0, finite=True, nonempty=True)
-        self._check_x(xt, "xt")
-        self._check_same_shape(xt, x0, "xt")
-        t = self._check_t(t, x0)
-        self._check_on_grid(x0)
-        eps = self._eps(eps_model, xt, t)
-        return self._vb_terms_bpd(x0, xt, t, eps)
-
-    def _vb_terms_bpd(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
-                      detach_mean: bool = False) -> torch.Tensor:
-        # The bound is evaluated in at least float32 whatever the model's precision.
-        work = torch.promote_types(xt.dtype, torch.float32)
-        x0, xt, eps = x0.to(work), xt.to(work), eps.to(work)
-        p = self._p_from_eps(xt, t, eps)
-        mean = p["mean"].detach() if detach_mean else p["mean"]
-        true_mean, _, true_log_var = self._q_posterior(x0, xt, t)
-        kl = normal_kl(true_mean, true_log_var, mean, p["log_variance"]).flatten(1).mean(1) / LN2
-        is_decoder = t == 1
-        if not bool(is_decoder.any()):
-            return kl
-        idx = is_decoder.nonzero(as_tuple=True)[0]
-        nll = -self.decoder_log_likelihood(x0[idx], mean[idx], p["log_variance"][idx]).flatten(1).mean(1) / LN2
-        return kl.index_put((idx,), nll.to(kl.dtype))
-
     # ------------------------------------------------------------------ training objectives
-    def training_losses(self, eps_model: EpsModel, x0: torch.Tensor, kind: str = "simple", lambda_vb: float = 0.001,
+    def training_losses(self, eps_model: EpsModel, x0: torch.Tensor, kind: LossKind = "simple", lambda_vb: float = 0.001,
                         t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                         generator: torch.Generator | None = None, check_inputs: bool = True
                         ) -> dict[str, torch.Tensor]:
@@ -243,18 +129,17 @@ class GaussianDiffusion(ForwardProcess):
         Returns a dict of (batch,) tensors: ``loss`` (what to average and backpropagate),
         ``mse``, ``t``, and for kinds ``"vb"`` and ``"hybrid"`` also ``vb`` (T·L_{t−1}, bits/dim).
         """
-        if kind not in LOSS_KINDS:
-            raise ValueError(f"kind must be one of {LOSS_KINDS}, got kind={kind!r}.")
-        if not (isinstance(lambda_vb, (int, float)) and math.isfinite(lambda_vb) and lambda_vb >= 0):
-            raise ValueError(f"lambda_vb must be a finite number ≥ 0, got lambda_vb={lambda_vb!r}.")
-        self._check_model(eps_model)
-        self._check_generator(generator)
+        checks.choice("kind", kind, LOSS_KINDS)
+        checks.number("lambda_vb", lambda_vb, 0.0)
+        check_eps_model(eps_model)
+        check_generator(generator)
         self._check_x(x0, finite=check_inputs, nonempty=True)
         if kind != "simple" and check_inputs:
-            self._check_on_grid(x0)
-        t = self._random_t(x0.shape[0], x0.device, generator) if t is None else self._check_t(t, x0)
+            self.check_on_grid(x0)
+        # The same draws, in the same order, as draw_t_and_noise.
+        t = self._draw_t(x0.shape[0], generator, x0.device) if t is None else self._check_t(t, x0)
         if noise is None:
-            noise = sampling.randn(x0.shape, generator, x0.device, x0.dtype)
+            noise = randn(x0.shape, generator, x0.device, x0.dtype)
         else:
             self._check_same_shape(noise, x0, "noise")
         xt = self._q_sample(x0, t, noise)
@@ -283,51 +168,6 @@ class GaussianDiffusion(ForwardProcess):
         :meth:`training_losses` weighs it as Nichol & Dhariwal do.
         """
         return self.training_losses(eps_model, x0, "vb", t=t, noise=noise, generator=generator)["loss"]
-
-    # ------------------------------------------------------------------ the whole bound
-    @torch.no_grad()
-    def bits_per_dim(self, eps_model: EpsModel, x0: torch.Tensor, batch_size: int = 4096,
-                     generator: torch.Generator | None = None) -> dict:
-        """The full bound L_T + Σ_{t≥2} L_{t−1} + L_0 in bits/dim, every t evaluated (eq. ``bpd-total``).
-
-        Each (sample, t) pair gets one draw of x_t ~ q(x_t | x_0).  Several timesteps
-        are stacked into one model call of at most ``batch_size`` rows to keep the model
-        busy; the noise a seed produces therefore depends on ``batch_size``.
-
-        Returns a dict: ``total`` (float, mean over samples), ``prior`` (float, L_T),
-        ``vb`` (float64 tensor (T,), mean L_{t−1} at index t − 1, so ``vb[0]`` is L_0),
-        ``decoder`` (float, = vb[0]) and ``per_sample`` (float64 tensor (N,), each
-        sample's whole bound).  Put the model in eval mode first.
-        """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}.")
-        self._check_model(eps_model)
-        self._check_generator(generator)
-        self._check_x(x0, finite=True, nonempty=True)
-        self._check_on_grid(x0)
-        n_total, T = x0.shape[0], self.T
-        num_dims = int(np.prod(x0.shape[1:]))
-        per_sample = self.prior_kl(x0).cpu().double() / (num_dims * LN2)
-        prior = float(per_sample.mean())
-        vb_sum = torch.zeros(T + 1, dtype=torch.float64)
-        chunk = min(n_total, batch_size)
-        for start in range(0, n_total, chunk):
-            xs = x0[start:start + chunk]
-            n = xs.shape[0]
-            k = max(1, batch_size // n)  # timesteps per model call
-            for t_lo in range(1, T + 1, k):
-                ts = torch.arange(t_lo, min(t_lo + k, T + 1), device=x0.device)
-                rows = ts.repeat_interleave(n)
-                x_rep = xs.repeat(len(ts), *([1] * (xs.dim() - 1)))
-                noise = sampling.randn(x_rep.shape, generator, x0.device, x0.dtype)
-                xt = self._q_sample(x_rep, rows, noise)
-                eps = self._eps(eps_model, xt, rows)
-                terms = self._vb_terms_bpd(x_rep, xt, rows, eps).cpu().double().view(len(ts), n)
-                vb_sum[t_lo:t_lo + len(ts)] += terms.sum(1)
-                per_sample[start:start + n] += terms.sum(0)
-        vb = vb_sum[1:] / n_total
-        return {"total": float(per_sample.mean()), "prior": prior, "vb": vb, "decoder": float(vb[0]),
-                "per_sample": per_sample}
 
     # ------------------------------------------------------------------ sampling
     def sample(self, eps_model: EpsModel, shape: tuple[int, ...], generator: torch.Generator | None = None,

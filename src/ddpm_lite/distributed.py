@@ -19,12 +19,17 @@ floating-point additions.  Drawing the whole batch's noise on each rank costs on
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "env_world_size", "init_from_env", "current", "shutdown"]
+from .plumbing import resolve_device
+
+__all__ = ["DistInfo", "env_world_size", "init_from_env", "current", "shutdown", "training_device", "StopFlag",
+           "agree", "barrier", "check_same_step", "wrap"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +109,91 @@ def shutdown() -> None:
     """Leave the process group (a no-op when none was joined)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------- used by the training loop
+def training_device(device: torch.device | str, ddp: DistInfo) -> torch.device:
+    """The device this process trains on: :func:`ddpm_lite.plumbing.resolve_device`, except that
+    under torchrun ``"auto"`` and a bare ``"cuda"`` mean ``cuda:LOCAL_RANK``."""
+    if not ddp.enabled:
+        return resolve_device(device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", ddp.local_rank)
+    return dev
+
+
+class StopFlag:
+    """Turns the first Ctrl-C (SIGINT) into a flag the loop checks between steps.
+
+    A KeyboardInterrupt raised in the middle of ``optimizer.step()`` could leave the
+    weights updated but the EMA not; stopping at a step boundary keeps the saved state
+    exactly that of an uninterrupted run.  A second Ctrl-C interrupts at once.
+
+    ``sigterm=True`` (used under torchrun) treats SIGTERM the same way: when Ctrl-C reaches
+    the torchrun launcher it passes SIGTERM on to the workers, which should then save too.
+    On leaving, the handlers that were installed before are put back exactly.
+    """
+
+    def __init__(self, sigterm: bool = False) -> None:
+        self.stop = False
+        self._signals = (signal.SIGINT, signal.SIGTERM) if sigterm else (signal.SIGINT,)
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self._signals:
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, frame) -> None:  # noqa: ANN001
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+def agree(running_loss: torch.Tensor, flag: StopFlag, out_of_time: bool, ddp: DistInfo) -> tuple[float, bool]:
+    """(running loss summed over steps, averaged over ranks; whether every rank should stop now).
+
+    One process: the loss as a float (the loop's one host sync) and the stop decision is the
+    caller's.  Under torchrun one collective carries the loss, who was signalled and who ran
+    out of time, so all ranks leave at the same step; a signal on any rank sets every flag.
+    """
+    if not ddp.enabled:
+        return float(running_loss), False
+    votes = torch.tensor([float(flag.stop), float(out_of_time)], device=running_loss.device)
+    buf = torch.cat([running_loss.reshape(1), votes])
+    dist.all_reduce(buf)
+    signalled, timed_out = bool(buf[1] > 0), bool(buf[2] > 0)
+    flag.stop = flag.stop or signalled
+    return float(buf[0]) / ddp.world_size, signalled or timed_out
+
+
+def barrier(ddp: DistInfo, dev: torch.device) -> None:
+    """Wait for every rank (a no-op in one process); names the CUDA device under NCCL."""
+    if ddp.enabled:
+        dist.barrier(device_ids=[dev.index] if dev.type == "cuda" else None)
+
+
+def check_same_step(step: int, dev: torch.device) -> None:
+    """Refuse to train when the ranks resumed from different steps (e.g. nodes without a shared run directory)."""
+    from .checkpoint import CheckpointError
+
+    seen = torch.tensor([step, -step], device=dev)
+    dist.all_reduce(seen, op=dist.ReduceOp.MAX)
+    if int(seen[0]) != -int(seen[1]):
+        raise CheckpointError(f"the ranks resumed from different steps ({-int(seen[1])}..{int(seen[0])}); "
+                              "checkpoint_dir must be one directory that every node can read.")
+
+
+def wrap(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel around ``model``: broadcasts rank 0's weights now, averages gradients in backward."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import checks
 from .gaussian import nats_to_bits_per_dim, normal_kl
-from .sampling import randn
+from .plumbing import check_generator, randn
 from .schedule import NoiseSchedule
 
 __all__ = ["ForwardProcess"]
@@ -45,11 +46,19 @@ class ForwardProcess:
             arr.setflags(write=False)
 
     def _table(self, name: str) -> np.ndarray:
-        arr = getattr(self, name, None)
-        return arr if isinstance(arr, np.ndarray) else getattr(self.schedule, name)
+        for owner in (self, self.schedule):
+            arr = getattr(owner, name, None)
+            if isinstance(arr, np.ndarray) and arr.shape == (self.T + 1,):
+                return arr
+        raise ValueError(f"no table named {name!r} of length T + 1 on {type(self).__name__} or its schedule; "
+                         "use a name such as 'sqrt_alpha_bars' or 'posterior_variance'.")
 
-    def _coef(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """Table ``name`` at ``t``, cast to ``like``'s dtype/device, shaped to broadcast against it.
+    def coef_at(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Table ``name`` at timesteps ``t``, cast to ``like``'s dtype and device, shaped (batch, 1, …, 1).
+
+        ``name`` is any float64 table of length T + 1 on this object or its schedule, e.g.
+        ``"sqrt_alpha_bars"`` or ``"posterior_variance"``; the result broadcasts against ``like``,
+        which is how every formula of the book turns "the schedule value at t" into tensor code.
 
         Tables are looked up on this object first, then on the schedule.  Each is cast
         once per (device, dtype) and cached, so a training step does not copy T + 1
@@ -75,11 +84,6 @@ class ForwardProcess:
             raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); give at least one sample with at least one dimension.")
         if finite and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} contains NaN or inf; clean or drop those samples first.")
-
-    @staticmethod
-    def _check_generator(generator: object) -> None:
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
 
     def _check_t(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(t, torch.Tensor):
@@ -109,17 +113,17 @@ class ForwardProcess:
         """One forward step x_t ~ q(x_t | x_{t−1}) = N(√α_t x_{t−1}, β_t I) (eq. ``forward-step``)."""
         self._check_x(x_prev, "x_prev")
         t = self._check_t(t, x_prev)
-        self._check_generator(generator)
+        check_generator(generator)
         if noise is None:
             noise = randn(x_prev.shape, generator, x_prev.device, x_prev.dtype)
-        return self._coef("sqrt_alphas", t, x_prev) * x_prev + self._coef("sqrt_betas", t, x_prev) * noise
+        return self.coef_at("sqrt_alphas", t, x_prev) * x_prev + self.coef_at("sqrt_betas", t, x_prev) * noise
 
     def q_mean_variance(self, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean √ᾱ_t x_0 and variance (1 − ᾱ_t) of q(x_t | x_0) (eq. ``closed-form-marginal``)."""
         self._check_x(x0)
         t = self._check_t(t, x0)
-        mean = self._coef("sqrt_alpha_bars", t, x0) * x0
-        var = self._coef("one_minus_alpha_bars", t, x0).expand_as(x0)
+        mean = self.coef_at("sqrt_alpha_bars", t, x0) * x0
+        var = self.coef_at("one_minus_alpha_bars", t, x0).expand_as(x0)
         return mean, var
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
@@ -127,7 +131,7 @@ class ForwardProcess:
         """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε in one shot (eq. ``reparam-xt``)."""
         self._check_x(x0)
         t = self._check_t(t, x0)
-        self._check_generator(generator)
+        check_generator(generator)
         if noise is None:
             noise = randn(x0.shape, generator, x0.device, x0.dtype)
         else:
@@ -135,7 +139,7 @@ class ForwardProcess:
         return self._q_sample(x0, t, noise)
 
     def _q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return self._coef("sqrt_alpha_bars", t, x0) * x0 + self._coef("sqrt_one_minus_alpha_bars", t, x0) * noise
+        return self.coef_at("sqrt_alpha_bars", t, x0) * x0 + self.coef_at("sqrt_one_minus_alpha_bars", t, x0) * noise
 
     def q_sample_iterative(self, x0: torch.Tensor, t_max: int, keep: list[int] | None = None,
                            generator: torch.Generator | None = None) -> dict[int, torch.Tensor]:
@@ -145,9 +149,8 @@ class ForwardProcess:
         bounded by the number of kept steps, not by ``t_max``.
         """
         self._check_x(x0)
-        self._check_generator(generator)
-        if isinstance(t_max, bool) or not isinstance(t_max, (int, np.integer)) or not 1 <= t_max <= self.T:
-            raise ValueError(f"t_max must be an integer in 1..T (T={self.T}), got t_max={t_max!r}.")
+        check_generator(generator)
+        t_max = checks.integer("t_max", t_max, 1, self.T, what=f"an integer in 1..T (T={self.T})")
         try:
             keep_set = {int(t_max)} if keep is None else {int(k) for k in keep}
         except (TypeError, ValueError):
@@ -182,9 +185,9 @@ class ForwardProcess:
         return self._q_posterior(x0, xt, t)
 
     def _q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor):
-        mean = self._coef("posterior_mean_coef_x0", t, xt) * x0 + self._coef("posterior_mean_coef_xt", t, xt) * xt
-        var = self._coef("posterior_variance", t, xt).expand_as(xt)
-        log_var = self._coef("posterior_log_variance_clipped", t, xt).expand_as(xt)
+        mean = self.coef_at("posterior_mean_coef_x0", t, xt) * x0 + self.coef_at("posterior_mean_coef_xt", t, xt) * xt
+        var = self.coef_at("posterior_variance", t, xt).expand_as(xt)
+        log_var = self.coef_at("posterior_log_variance_clipped", t, xt).expand_as(xt)
         return mean, var, log_var
 
     # ------------------------------------------------------------------ ε ↔ x_0
@@ -195,14 +198,14 @@ class ForwardProcess:
         return self._predict_x0(xt, self._check_t(t, xt), eps)
 
     def _predict_x0(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return self._coef("sqrt_recip_alpha_bars", t, xt) * xt - self._coef("sqrt_recipm1_alpha_bars", t, xt) * eps
+        return self.coef_at("sqrt_recip_alpha_bars", t, xt) * xt - self.coef_at("sqrt_recipm1_alpha_bars", t, xt) * eps
 
     def predict_eps_from_x0(self, xt: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """ε = (x_t − √ᾱ_t x_0)/√(1 − ᾱ_t), the inverse of :meth:`predict_x0_from_eps`."""
         self._check_x(xt, "xt")
         self._check_same_shape(x0, xt, "x0", "xt")
         t = self._check_t(t, xt)
-        return (xt - self._coef("sqrt_alpha_bars", t, xt) * x0) / self._coef("sqrt_one_minus_alpha_bars", t, xt)
+        return (xt - self.coef_at("sqrt_alpha_bars", t, xt) * x0) / self.coef_at("sqrt_one_minus_alpha_bars", t, xt)
 
     # ------------------------------------------------------------------ the prior term L_T
     def prior_kl(self, x0: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,10 @@ digit in a 3-significant-digit format.  Results come back in the working dtype.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
+
+from . import checks
 
 __all__ = [
     "normal_kl",
@@ -22,10 +23,13 @@ __all__ = [
     "level_index",
     "nats_to_bits_per_dim",
     "LN2",
+    "LOG_2PI",
 ]
 
 LN2 = math.log(2.0)
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+#: log 2π, the constant of every Gaussian log-density.
+LOG_2PI = math.log(2.0 * math.pi)
+_HALF_LOG_2PI = 0.5 * LOG_2PI
 
 #: Half-width of a bin, in units of σ, below which the decoder switches from a
 #: difference of two log-CDFs to a midpoint expansion.  Chosen where the two
@@ -125,8 +129,7 @@ def bin_edges(x: torch.Tensor, num_levels: int = 256) -> tuple[torch.Tensor, tor
 
 
 def _check_num_levels(num_levels: int) -> None:
-    if isinstance(num_levels, bool) or not isinstance(num_levels, numbers.Integral) or num_levels < 2:
-        raise ValueError(f"num_levels must be an integer ≥ 2 (256 for 8-bit images, 17 for the digits), got {num_levels!r}.")
+    checks.integer("num_levels", num_levels, 2, hint="(256 for 8-bit images, 17 for the digits)")
 
 
 def _log_sinhc(s: torch.Tensor) -> torch.Tensor:
@@ -273,6 +276,5 @@ def nats_to_bits_per_dim(nats: torch.Tensor | float, num_dims: int) -> torch.Ten
     bits/dim = nats / (D ln 2).  E.g. a uniform model over 256 levels costs D ln 256
     nats, i.e. exactly 8 bits/dim.
     """
-    if isinstance(num_dims, bool) or not isinstance(num_dims, numbers.Integral) or num_dims < 1:
-        raise ValueError(f"num_dims must be a positive integer, got {num_dims!r}.")
+    checks.integer("num_dims", num_dims, 1)
     return nats / (num_dims * LN2)

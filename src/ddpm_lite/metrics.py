@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import checks
+
 __all__ = [
     "frechet_distance",
     "digit_features",
@@ -137,8 +139,7 @@ def digits_fd_floor(subsets: int = 1) -> float:
     """
     from .data import DIGITS_TEST, DIGITS_TRAIN, digits
 
-    if isinstance(subsets, bool) or not isinstance(subsets, int) or not 1 <= subsets <= DIGITS_TRAIN // DIGITS_TEST:
-        raise ValueError(f"subsets must be an integer in 1..{DIGITS_TRAIN // DIGITS_TEST}, got subsets={subsets!r}.")
+    checks.integer("subsets", subsets, 1, DIGITS_TRAIN // DIGITS_TEST)
     train = digits("train")
     return float(np.mean([digits_fd(train[i * DIGITS_TEST:(i + 1) * DIGITS_TEST]) for i in range(subsets)]))
 
@@ -169,8 +170,7 @@ def sliced_wasserstein2(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tens
         raise ValueError(f"x and y must be non-empty (N, D) arrays with the same D, got shapes {a.shape} and {b.shape}.")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("points contain NaN or inf (did sampling diverge?).")
-    if isinstance(projections, bool) or not isinstance(projections, int) or projections < 1:
-        raise ValueError(f"projections must be a positive integer, got projections={projections!r}.")
+    checks.integer("projections", projections, 1)
     theta = np.random.default_rng(seed).standard_normal((a.shape[1], projections))
     theta /= np.linalg.norm(theta, axis=0, keepdims=True)
     pa, pb = np.sort(a @ theta, axis=0), np.sort(b @ theta, axis=0)
@@ -180,18 +180,11 @@ def sliced_wasserstein2(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tens
 
 
 def swiss_roll_benchmark_data(n_train: int = 20000, n_test: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
-    """The swiss-roll protocol of ``benchmarks/``: train (seed 0) and test (seed 1), both
-    standardized with the *train* mean and std (noise 0.5, columns 0 and 2)."""
-    from sklearn.datasets import make_swiss_roll
+    """The swiss-roll protocol of ``benchmarks/``: :func:`ddpm_lite.data.toy_split`'s train (seed 0)
+    and test (seed 1) points, both standardized with the *train* mean and std."""
+    from .data import toy_split
 
-    pts, _ = make_swiss_roll(n_train, noise=0.5, random_state=0)
-    pts = pts[:, [0, 2]]
-    mean, std = pts.mean(0), pts.std(0)
-    from .data import swiss_roll
-
-    train = swiss_roll(n_train, seed=0, standardize_with=(mean, std))
-    test = swiss_roll(n_test, seed=1, standardize_with=(mean, std))
-    return train, test
+    return toy_split("swiss_roll", "train", n_train, n_test), toy_split("swiss_roll", "test", n_train, n_test)
 
 
 def swiss_roll_sw2_floor(n: int = 5000, seed: int = 0) -> float:

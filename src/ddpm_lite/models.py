@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import checks
+
 __all__ = ["timestep_embedding", "TimeEmbedding", "MLPDenoiser", "UNet", "count_parameters", "build_model", "default_model"]
 
 
@@ -137,8 +139,7 @@ class MLPDenoiser(nn.Module):
                  data_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth), ("T", T)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
+            checks.integer(name, value, 1)
         if data_shape is not None and math.prod(data_shape) != dim:
             raise ValueError(f"data_shape {tuple(data_shape)} must hold dim={dim} values, it holds {math.prod(data_shape)}.")
         self.config = dict(kind="mlp", dim=dim, hidden=hidden, depth=depth, T=T, sinusoid_dim=sinusoid_dim,
@@ -256,8 +257,7 @@ class UNet(nn.Module):
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         for name, value in (("base_channels", base_channels), ("num_res_blocks", num_res_blocks),
                             ("groups", groups), ("T", T)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
+            checks.integer(name, value, 1)
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB), got {in_channels}.")
         if not channel_mult or any(int(m) < 1 for m in channel_mult):

@@ -9,96 +9,28 @@ Inputs are validated once, before the loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
-
 import numpy as np
 import torch
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .diffusion import GaussianDiffusion
+from . import checks
+from .plumbing import EpsModel, NoiseBuffer, check_eps_model, check_generator, check_model_output, randn
+from .plumbing import resolve_device, resolve_dtype
+from .reverse import ReverseProcess
 
-__all__ = ["ancestral_sample", "ddim_sample", "ddim_timesteps", "randn", "resolve_device"]
-
-EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def resolve_device(device: torch.device | str | None, eps_model: object = None) -> torch.device:
-    """``None`` → the model's parameter device (CPU for a plain function); ``"auto"`` → cuda, mps, cpu."""
-    if device is None:
-        param = _first_param(eps_model)
-        return param.device if param is not None else torch.device("cpu")
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be None, 'auto' or a torch device such as 'cpu' or 'cuda', got {device!r}.") from None
-
-
-def _first_param(eps_model: object) -> torch.Tensor | None:
-    if isinstance(eps_model, torch.nn.Module):
-        for p in eps_model.parameters():
-            if p.is_floating_point():
-                return p
-    return None
-
-
-def _resolve_dtype(dtype: torch.dtype | None, eps_model: object) -> torch.dtype:
-    if dtype is None:
-        param = _first_param(eps_model)
-        return param.dtype if param is not None else torch.get_default_dtype()
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}.")
-    return dtype
-
-
-def randn(shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Standard normal noise from ``generator``, drawn on the generator's own device.
-
-    A CPU generator can thus drive sampling on a GPU (the draw is copied over), and a
-    seed gives the same numbers whatever device the computation runs on.
-    """
-    if generator is None or generator.device == torch.device(device):
-        return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
-    return torch.randn(tuple(shape), generator=generator, device=generator.device, dtype=dtype).to(device)
+__all__ = ["ancestral_sample", "ddim_sample", "ddim_timesteps"]
 
 
 def _check_call(eps_model: object, shape: object, generator: object) -> tuple[int, ...]:
-    if not callable(eps_model):
-        raise ValueError(f"eps_model must be callable as eps_model(xt, t), got {type(eps_model).__name__}.")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
-    if isinstance(shape, (int, np.integer)) or not isinstance(shape, (tuple, list, torch.Size)):
-        raise ValueError(f"shape must be a tuple (batch, ...) such as (500, 2) or (16, 1, 8, 8), got {shape!r}.")
-    if len(shape) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
-        raise ValueError(f"shape must hold ≥ 2 positive integers, batch first, e.g. (500, 2); got {tuple(shape)!r}.")
+    check_eps_model(eps_model)
+    check_generator(generator)
+    if isinstance(shape, (int, np.integer)) or not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2:
+        raise ValueError(f"shape must be a tuple (batch, ...) such as (500, 2) or (16, 1, 8, 8), got shape={shape!r}.")
+    for s in shape:
+        checks.integer("every entry of shape", s, 1, what=f"a positive integer (batch first, e.g. (500, 2)); shape={tuple(shape)!r}")
     return tuple(int(s) for s in shape)
 
 
-def _check_eps(eps: object, x: torch.Tensor) -> None:
-    if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
-        got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
-        raise ValueError(f"eps_model(xt, t) must return a tensor shaped like xt {tuple(x.shape)}, got {got}.")
-
-
-class _Noise:
-    """Fills one reused buffer with N(0, I) per step; falls back to copying across devices."""
-
-    def __init__(self, like: torch.Tensor, generator: torch.Generator | None) -> None:
-        self.generator = generator
-        self.same_device = generator is None or generator.device == like.device
-        self.buf = torch.empty_like(like)
-
-    def __call__(self) -> torch.Tensor:
-        if self.same_device:
-            return self.buf.normal_(generator=self.generator)
-        return randn(self.buf.shape, self.generator, self.buf.device, self.buf.dtype)
-
-
-def ancestral_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape: tuple[int, ...],
+def ancestral_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tuple[int, ...],
                      generator: torch.Generator | None = None, device: torch.device | str | None = None,
                      trajectory_every: int | None = None, clip_x0: bool = False, dtype: torch.dtype | None = None):
     """Draw x_0 by running p_θ from x_T ~ N(0, I) down to t = 1 (Algorithm 2, eq. ``sampling-step``).
@@ -128,10 +60,8 @@ def ancestral_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape:
     an inference tensor: ``.clone()`` it before using it where autograd records.
     """
     shape = _check_call(eps_model, shape, generator)
-    if trajectory_every is not None and (isinstance(trajectory_every, bool) or not isinstance(trajectory_every, (int, np.integer))
-                                         or trajectory_every < 1):
-        raise ValueError(f"trajectory_every must be None or a positive integer, got {trajectory_every!r}.")
-    device, dtype = resolve_device(device, eps_model), _resolve_dtype(dtype, eps_model)
+    trajectory_every = checks.integer("trajectory_every", trajectory_every, 1, allow_none=True)
+    device, dtype = resolve_device(device, eps_model), resolve_dtype(dtype, eps_model)
     s, T = diffusion.schedule, diffusion.T
     # Per-step constants as Python floats: no tensor indexing, no device traffic in the loop.
     recip_sqrt_alpha = diffusion.recip_sqrt_alphas.tolist()
@@ -142,13 +72,13 @@ def ancestral_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape:
 
     with torch.inference_mode():
         x = randn(shape, generator, device, dtype)
-        noise = _Noise(x, generator)
+        noise = NoiseBuffer(x, generator)
         trajectory = [(T, x.clone())] if trajectory_every else None
         t_batch = torch.empty(shape[0], dtype=torch.long, device=device)
         for t in range(T, 0, -1):
             eps = eps_model(x, t_batch.fill_(t))
             if t == T:
-                _check_eps(eps, x)
+                check_model_output(eps, x)
             if clip_x0:
                 x0_hat = (x * c_x0[t]).sub_(eps, alpha=c_eps[t]).clamp_(-1.0, 1.0)
                 x = x0_hat.mul_(post_x0[t]).add_(x, alpha=post_xt[t])
@@ -167,13 +97,12 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
     ``steps = T`` gives every timestep, so DDIM with η = 1 is then the ancestral
     sampler with σ_t² = β̃_t.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer in 1..T (T={T}), got steps={steps!r}.")
+    steps = checks.integer("steps", steps, 1, T, what=f"an integer in 1..T (T={T})")
     taus = np.round(np.linspace(T, 1, int(steps))).astype(np.int64)
     return [int(v) for v in taus]
 
 
-def ddim_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape: tuple[int, ...], steps: int = 50,
+def ddim_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 50,
                 eta: float = 0.0, generator: torch.Generator | None = None, device: torch.device | str | None = None,
                 dtype: torch.dtype | None = None) -> torch.Tensor:
     """DDIM (Song et al. 2021, eq. 12) on the timesteps of :func:`ddim_timesteps`. DDIM is not derived in this book.
@@ -197,9 +126,8 @@ def ddim_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape: tupl
     shape = _check_call(eps_model, shape, generator)
     T = diffusion.T
     taus = ddim_timesteps(T, steps)
-    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating)) or not np.isfinite(eta) or eta < 0:
-        raise ValueError(f"eta must be a finite number ≥ 0, got eta={eta!r}.")
-    device, dtype = resolve_device(device, eps_model), _resolve_dtype(dtype, eps_model)
+    eta = checks.number("eta", eta, 0.0)
+    device, dtype = resolve_device(device, eps_model), resolve_dtype(dtype, eps_model)
     s = diffusion.schedule
     a_bar, one_minus = s.alpha_bars, s.one_minus_alpha_bars
     # x_s = a·x_t + b·ε_θ + σ z with a = √(ᾱ_s/ᾱ_t), b = √(1 − ᾱ_s − σ²) − √ᾱ_s √((1 − ᾱ_t)/ᾱ_t).
@@ -215,12 +143,12 @@ def ddim_sample(diffusion: "GaussianDiffusion", eps_model: EpsModel, shape: tupl
 
     with torch.inference_mode():
         x = randn(shape, generator, device, dtype)
-        noise = _Noise(x, generator)
+        noise = NoiseBuffer(x, generator)
         t_batch = torch.empty(shape[0], dtype=torch.long, device=device)
         for i, (t, a, b, sig) in enumerate(plan):
             eps = eps_model(x, t_batch.fill_(t))
             if i == 0:
-                _check_eps(eps, x)
+                check_model_output(eps, x)
             x = x.mul_(a).add_(eps, alpha=b)
             if sig > 0.0:
                 x.add_(noise(), alpha=sig)

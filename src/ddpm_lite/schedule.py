@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import checks
+
 __all__ = ["NoiseSchedule", "SCHEDULE_KINDS", "MAX_T"]
 
 #: Names accepted by :meth:`NoiseSchedule.from_name`.
@@ -29,9 +31,7 @@ COSINE_MAX_BETA = 0.999
 
 
 def _check_T(T: object) -> int:
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
-        raise ValueError(f"T must be a positive integer number of steps, got {T!r} ({type(T).__name__}).")
-    T = int(T)
+    T = checks.integer("T", T, what="a positive integer number of steps")
     if T < 1:
         raise ValueError(f"T must be at least 1, got T={T}.")
     if T > MAX_T:
@@ -40,12 +40,9 @@ def _check_T(T: object) -> int:
 
 
 def _check_beta_range(beta_1: float, beta_T: float) -> tuple[float, float]:
-    for name, value in (("beta_1", beta_1), ("beta_T", beta_T)):
-        if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
-            raise ValueError(f"{name} must be a number in (0, 1), got {value!r}.")
-        if not (math.isfinite(value) and 0.0 < value < 1.0):
-            raise ValueError(f"{name} must lie strictly between 0 and 1, got {name}={value}.")
-    return float(beta_1), float(beta_T)
+    return tuple(checks.number(name, value, 0.0, 1.0, lo_open=True, hi_open=True,
+                               what="a number strictly between 0 and 1")
+                 for name, value in (("beta_1", beta_1), ("beta_T", beta_T)))
 
 
 class NoiseSchedule:
@@ -137,10 +134,8 @@ class NoiseSchedule:
         so ᾱ_T computed from the clipped β is ≈ 1e-3·ᾱ(T−1) rather than exactly 0.
         """
         T = _check_T(T)
-        if not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
-            raise ValueError(f"the cosine offset s must be a finite number ≥ 0, got s={s!r}.")
-        if not (isinstance(max_beta, (int, float)) and 0.0 < max_beta < 1.0):
-            raise ValueError(f"max_beta must lie strictly between 0 and 1, got {max_beta!r}.")
+        s = checks.number("s", s, 0.0, what="a finite number ≥ 0 (the cosine offset)")
+        max_beta = checks.number("max_beta", max_beta, 0.0, 1.0, lo_open=True, hi_open=True)
         t = np.arange(T + 1, dtype=np.float64)
         f = np.cos((t / T + s) / (1.0 + s) * (math.pi / 2.0)) ** 2
         betas = np.minimum(1.0 - f[1:] / f[:-1], max_beta)

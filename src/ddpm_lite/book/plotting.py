@@ -15,7 +15,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .schedule import NoiseSchedule
+from ..data import image_grid
+from ..schedule import NoiseSchedule
 
 __all__ = [
     "new_figure",
@@ -24,8 +25,10 @@ __all__ = [
     "forward_chain_figure",
     "schedule_curves_figure",
     "forward_reverse_diagram",
+    "POINT_LIMITS",
 ]
 
+#: Axis limits for standardized 2-D points (a swiss roll fits, with a margin).
 POINT_LIMITS = (-3.2, 3.2)
 
 
@@ -54,21 +57,6 @@ def png_bytes(fig: Figure, compress_level: int = 1, *, draw: bool = True) -> byt
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     rgba.convert("RGB").save(buf, format="png", compress_level=compress_level)
     return buf.getvalue()
-
-
-def image_grid(images: torch.Tensor | np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile images (N, C, H, W) in [−1, 1] into one array (rows·(H+pad), cols·(W+pad)[, 3]) in [0, 1]."""
-    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    if x.ndim != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {x.shape}.")
-    n, c, h, w = x.shape
-    ncols = ncols or int(np.ceil(np.sqrt(n)))
-    nrows = int(np.ceil(n / ncols))
-    grid = np.ones((c, nrows * (h + pad) - pad, ncols * (w + pad) - pad))
-    for i in range(n):
-        r, q = divmod(i, ncols)
-        grid[:, r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = (np.clip(x[i], -1, 1) + 1) / 2
-    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
 
 
 def forward_chain_figure(states: Mapping[int, torch.Tensor], title: str = "") -> Figure:

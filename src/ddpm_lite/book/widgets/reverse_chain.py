@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .diffusion import GaussianDiffusion
-from .plotting import POINT_LIMITS, image_grid, new_figure
-from .widgets import PNGWidget
+from ...diffusion import GaussianDiffusion
+from ..plotting import POINT_LIMITS, image_grid, new_figure
+from .base import PNGWidget
 
 __all__ = ["record_reverse_chain", "ReverseChainViewer", "reverse_chain_viewer"]
 

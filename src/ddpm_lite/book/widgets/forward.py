@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import digits, swiss_roll
-from .diffusion import GaussianDiffusion
-from .gaussian import LN2
-from .plotting import POINT_LIMITS, image_grid, new_figure, png_bytes
-from .schedule import SCHEDULE_KINDS, NoiseSchedule
+from ...data import digits, swiss_roll
+from ...diffusion import GaussianDiffusion
+from ...gaussian import LN2
+from ...schedule import SCHEDULE_KINDS, NoiseSchedule
+from ..plotting import POINT_LIMITS, image_grid, new_figure
+from .base import PNGWidget
 
 #: Longest chain the schedule explorer's T slider offers; larger T are refused at construction
 #: (the slider would clamp them silently) and clamped by ``update(T=...)`` like a drag would be.
@@ -30,53 +31,6 @@ MAX_KEPT_STATES = 1001
 
 __all__ = ["ScheduleExplorer", "schedule_explorer", "ForwardChainViewer", "forward_chain_viewer", "schedule_explorer_html"]
 
-
-class PNGWidget:
-    """Shared plumbing: a figure rendered into an Image widget under some controls.
-
-    Subclasses set ``figure`` (from :func:`ddpm_lite.plotting.new_figure`), ``image`` (an
-    ``ipywidgets.Image``), ``widget`` (what is displayed) and ``dynamic`` (the artists that
-    change from frame to frame), then call :meth:`_render`.
-    """
-
-    figure: Any
-    image: Any
-    widget: Any
-
-    #: Artists that change when only the timestep moves; drawn over a cached background.
-    dynamic: list
-
-    def _fix_image_size(self) -> None:
-        # Show the PNG at its own pixel size: a stretched bitmap looks blurred.
-        w, h = self.figure.canvas.get_width_height()
-        self.image.width, self.image.height = str(w), str(h)
-
-    def _render(self, full: bool = True) -> None:
-        """Redraw and publish the figure.
-
-        ``full=False`` restores the cached static background and draws only the
-        ``dynamic`` artists (blitting): that is what keeps a dragged t slider fluid.
-        """
-        canvas = self.figure.canvas
-        if full or getattr(self, "_background", None) is None:
-            if self.figure.get_layout_engine() is not None:
-                # Lay out once with the real artists, then freeze the axes positions:
-                # constrained layout on every frame costs more than the drawing itself.
-                self.figure.canvas.draw()
-                self.figure.set_layout_engine("none")
-            for a in self.dynamic:
-                a.set_animated(True)
-            canvas.draw()
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
-            self._fix_image_size()
-        else:
-            canvas.restore_region(self._background)
-        for a in self.dynamic:
-            self.figure.draw_artist(a)
-        self.image.value = png_bytes(self.figure, draw=False)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
 
 
 class ScheduleExplorer(PNGWidget):

@@ -21,73 +21,21 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .plotting import png_bytes
-from .schedule import NoiseSchedule
+from ...diffusion import eps_loss_weight
+from ...schedule import NoiseSchedule
+from ..exact import effective_sample_size, posterior_importance_sample
+from ..plotting import png_bytes
 
-__all__ = ["eps_loss_weight", "posterior_importance_sample", "posterior_explorer", "posterior_histogram"]
+__all__ = ["posterior_explorer", "posterior_histogram"]
 
 #: Resolution of the rendered PNGs: small enough that one redraw stays well under 50 ms.
 DPI = 80
-
-
-# ---------------------------------------------------------------------- numbers the plots show
-def eps_loss_weight(schedule: NoiseSchedule, sigma2: str = "beta") -> np.ndarray:
-    """Weight of ‖ε − ε_θ‖² in L_{t−1} under the ε-parameterization (eq. ``eps-weight``).
-
-    w_t = β_t² / (2 σ_t² α_t (1 − ᾱ_t)), float64, length T + 1 (index = t; index 0 is
-    not a chain step and holds 0).
-
-    sigma2:
-        ``"beta"`` — σ_t² = β_t, so w_t = β_t / (2 α_t (1 − ᾱ_t)).
-        ``"beta_tilde"`` — σ_t² = β̃_t, so w_t = β_t / (2 α_t (1 − ᾱ_{t−1})); at t = 1
-        β̃_1 = 0 and the weight is +inf (the reverse step would have to be exact).
-    """
-    if sigma2 not in ("beta", "beta_tilde"):
-        raise ValueError(f"sigma2 must be 'beta' or 'beta_tilde', got {sigma2!r}.")
-    s = schedule
-    w = np.zeros(s.T + 1)
-    t = np.arange(1, s.T + 1)
-    if sigma2 == "beta":
-        w[t] = s.betas[t] / (2.0 * s.alphas[t] * s.one_minus_alpha_bars[t])
-    else:
-        # β_t²/(β̃_t (1 − ᾱ_t)) = β_t / (1 − ᾱ_{t−1}); written so that t = 1 is an explicit inf, not 0/0.
-        one_minus_prev = s.one_minus_alpha_bars[t - 1]
-        with np.errstate(divide="ignore"):
-            w[t] = np.where(one_minus_prev > 0, s.betas[t] / (2.0 * s.alphas[t] * np.where(one_minus_prev > 0, one_minus_prev, 1.0)), np.inf)
-    return w
 
 
 def posterior_mean_variance(schedule: NoiseSchedule, x0: float, xt: float, t: int) -> tuple[float, float]:
     """μ̃_t(x_t, x_0) and β̃_t of q(x_{t−1} | x_t, x_0) for scalars (eq. ``posterior-mean``, ``posterior-variance``)."""
     mean = schedule.posterior_mean_coef_x0[t] * x0 + schedule.posterior_mean_coef_xt[t] * xt
     return float(mean), float(schedule.posterior_variance[t])
-
-
-def posterior_importance_sample(
-    schedule: NoiseSchedule, x0: float, xt: float, t: int, n: int = 20000, seed: int = 0,
-    noise: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Samples of x_{t−1} from q(x_{t−1} | x_0) with weights ∝ q(x_t | x_{t−1}) at the given x_t.
-
-    By Bayes, q(x_{t−1} | x_t, x_0) ∝ q(x_t | x_{t−1}) q(x_{t−1} | x_0) (the forward chain is
-    Markov), so the weighted samples represent the posterior at exactly this x_t — no window
-    around x_t is needed.  Returns (x_prev, weights) with weights summing to 1.  ``noise``
-    (standard normal, length n) may be passed to reuse the same draws across calls.
-    At t = 1, x_0 is known, so every sample is x_0 with weight 1/n.
-    """
-    s = schedule
-    s.check_t(np.array([t]))
-    if noise is None:
-        noise = np.random.default_rng(seed).standard_normal(int(n))
-    x_prev = math.sqrt(s.alpha_bars[t - 1]) * x0 + math.sqrt(s.one_minus_alpha_bars[t - 1]) * noise
-    log_w = -((xt - math.sqrt(s.alphas[t]) * x_prev) ** 2) / (2.0 * s.betas[t])
-    w = np.exp(log_w - log_w.max())  # shift before exp: the largest weight is 1, none overflows
-    return x_prev, w / w.sum()
-
-
-def _effective_sample_size(w: np.ndarray) -> float:
-    """Kish's effective sample size 1/Σw² for normalized weights."""
-    return float(1.0 / np.sum(w * w))
 
 
 # ---------------------------------------------------------------------- rendering
@@ -328,7 +276,7 @@ def posterior_histogram(schedule: NoiseSchedule | None = None, x0: float = 0.5, 
         a["mean_line"].set_xdata([mean, mean])
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(0, 1.25 * max(peak, heights.max()))
-        ess = _effective_sample_size(w)
+        ess = effective_sample_size(w)
         w_mean = float(np.sum(w * x_prev))
         w_var = float(np.sum(w * (x_prev - w_mean) ** 2))
         se_mean = math.sqrt(w_var / ess) if ess > 1 else float("nan")

@@ -1,0 +1,114 @@
+"""The state of a training run — weights, EMA, optimizer, random generator, data order — and
+how it is saved to and restored from a checkpoint, so that a resumed run continues exactly
+where an uninterrupted one would be.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, config_mismatches, load_checkpoint, save_checkpoint
+
+__all__ = ["TrainState", "ema_decay_at", "data_fingerprint"]
+
+
+def ema_decay_at(step: int, ema_decay: float) -> float:
+    """EMA decay used after optimizer step ``step`` (1-based): min(ema_decay, (1 + step)/(10 + step)).
+
+    The warm-up keeps the average from being dominated by the random initial weights in
+    short CPU runs: after 100 steps it averages over roughly the last 10 % of them.
+    """
+    return min(ema_decay, (1.0 + step) / (10.0 + step))
+
+
+def _adamw(params: list[torch.Tensor], lr: float, weight_decay: float, dev: torch.device) -> torch.optim.Optimizer:
+    """AdamW with the fused kernel where torch has one for this device (one call per step
+    instead of a dozen per parameter), else the multi-tensor ``foreach`` version."""
+    if dev.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # older torch: no fused kernel on this device
+            pass
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
+class TrainState:
+    """Everything that changes while training, and how it is saved and restored.
+
+    ``order`` is the current seeded permutation of the dataset and ``cursor`` the next
+    position in it; ``step`` counts optimizer steps since the run began (resumes included).
+    """
+
+    def __init__(self, model: nn.Module, num_data: int, *, lr: float, weight_decay: float, seed: int,
+                 device: torch.device) -> None:
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = _adamw(self.params, lr, weight_decay, device)
+        self.ema = copy.deepcopy(model).eval().requires_grad_(False)
+        self.ema_params = [p for p, q in zip(self.ema.parameters(), model.parameters()) if q.requires_grad]
+        self.generator = torch.Generator(device=device).manual_seed(int(seed))
+        self.num_data = num_data
+        self.order = torch.randperm(num_data, generator=self.generator, device=device)
+        self.cursor = 0
+        self.step = 0
+
+    def next_indices(self, batch_size: int) -> torch.Tensor:
+        """Indices of the next batch: shuffled passes over the data, one seeded permutation each."""
+        if self.cursor + batch_size > self.order.numel():
+            # Finish this pass with what is left, then start the next permutation(s).
+            parts, have = [self.order[self.cursor:]], self.order.numel() - self.cursor
+            while have < batch_size:  # several passes when the dataset is smaller than a batch
+                parts.append(torch.randperm(self.num_data, generator=self.generator, device=self.order.device))
+                have += self.num_data
+            self.order, self.cursor = torch.cat(parts), 0
+        idx = self.order[self.cursor:self.cursor + batch_size]
+        self.cursor += batch_size
+        return idx
+
+    def update_ema(self, ema_decay: float) -> None:
+        """Move the EMA weights towards the weights, with the warm-up of :func:`ema_decay_at`."""
+        with torch.no_grad():
+            torch._foreach_lerp_(self.ema_params, self.params, 1.0 - ema_decay_at(self.step, ema_decay))
+
+    def save(self, directory: Path, config: dict, metadata: dict | None) -> None:
+        """Write a checkpoint of this state (see :mod:`ddpm_lite.checkpoint`)."""
+        save_checkpoint(directory, model=self.model, ema=self.ema, optimizer=self.optimizer, step=self.step,
+                        config=config, generator=self.generator, data_order=self.order,
+                        data_cursor=self.cursor, metadata=metadata)
+
+    def restore(self, directory: Path, config: dict) -> dict:
+        """Load the checkpoint in ``directory`` into this state; returns its metadata.
+
+        Refuses (``CheckpointError``) a checkpoint made with a different configuration.
+        """
+        saved = load_checkpoint(directory)
+        diffs = config_mismatches(_comparable(saved["config"]), _comparable(config))
+        if diffs:
+            raise CheckpointError(
+                f"the checkpoint in {str(directory)!r} was made with a different configuration ("
+                + "; ".join(diffs[:5]) + "). Use a new directory, or resume=False to start over."
+            )
+        self.model.load_state_dict(saved["model"])
+        self.ema.load_state_dict(saved["ema"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.generator.set_state(saved["rng"])
+        self.order = saved["data_order"].to(self.order.device)
+        self.cursor, self.step = saved["data_cursor"], saved["step"]
+        return saved.get("metadata", {})
+
+
+def _comparable(config: dict) -> dict:
+    """A run's config without the betas list: ``betas_sha256`` already identifies the schedule."""
+    diffusion = {k: v for k, v in config.get("diffusion", {}).items() if k != "betas"}
+    return {**config, "diffusion": diffusion}
+
+
+def data_fingerprint(data: torch.Tensor) -> dict:
+    """Shape and a short SHA-256 of a dataset: a resumed run must see the same data."""
+    h = hashlib.sha256(data.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    return {"shape": list(data.shape), "sha256": h}
