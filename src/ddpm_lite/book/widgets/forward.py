@@ -1,40 +1,39 @@
-"""ipywidgets explorers for the forward process.
+"""Explorers of the forward process: the β-schedule explorer and a forward-chain viewer.
 
-Each explorer builds its matplotlib figure once and, on every slider event,
-changes the artists' data and re-renders that one figure into an
-``ipywidgets.Image``.  Rendering to PNG (rather than through an interactive
-backend) is what lets the rendered book show the widget statically: the image
-bytes are part of the embedded widget state.
+Both are :class:`~ddpm_lite.book.widgets.base.Explorer` subclasses.  In the rendered book the
+schedule explorer becomes the kernel-free JavaScript explorer (``book/_static/
+schedule_explorer.js``), which recomputes the schedule and the forward samples in the
+browser; the chain viewer shows frames precomputed at build time.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import math
 from typing import Any
 
 import numpy as np
 import torch
 
+from ... import checks
 from ...data import digits, swiss_roll
 from ...diffusion import GaussianDiffusion
 from ...gaussian import LN2
 from ...schedule import SCHEDULE_KINDS, NoiseSchedule
-from ..plotting import POINT_LIMITS, image_grid, new_figure
-from .base import PNGWidget
+from ..plotting import POINT_LIMITS, image_grid
+from .base import CHAIN_FRAMES, MAX_EXPLORER_T, MAX_KEPT_STATES, Explorer, kept_steps, thin
 
-#: Longest chain the schedule explorer's T slider offers; larger T are refused at construction
-#: (the slider would clamp them silently) and clamped by ``update(T=...)`` like a drag would be.
-MAX_EXPLORER_T = 4000
+__all__ = ["ScheduleExplorer", "schedule_explorer", "ForwardChainViewer", "forward_chain_viewer",
+           "schedule_explorer_html", "MAX_EXPLORER_T", "MAX_KEPT_STATES"]
 
-#: Most states a :class:`ForwardChainViewer` keeps: memory is this many copies of x_0.
-MAX_KEPT_STATES = 1001
+#: The ranges of the β sliders, here and in the in-browser explorer (which reads them from the page).
+BETA_1_RANGE = (1e-6, 0.1)
+BETA_T_RANGE = (1e-4, 0.5)
 
-__all__ = ["ScheduleExplorer", "schedule_explorer", "ForwardChainViewer", "forward_chain_viewer", "schedule_explorer_html"]
-
-
-
-class ScheduleExplorer(PNGWidget):
-    """Sliders for the schedule (kind, T, β_1, β_T) and a timestep t.
+class ScheduleExplorer(Explorer):
+    """Controls for the schedule (kind, T, β₁, β_T) and a timestep t.
 
     Shows β_t, ᾱ_t and log-SNR(t) with a marker at t, forward samples x_t of the swiss
     roll and of a few digits (with the noise held fixed, so dragging t shows one chain
@@ -45,16 +44,7 @@ class ScheduleExplorer(PNGWidget):
                  t: int = 100, seed: int = 0) -> None:
         import ipywidgets as W
 
-        if kind not in SCHEDULE_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(SCHEDULE_KINDS)}, got kind={kind!r}.")
-        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 2 <= T <= MAX_EXPLORER_T:
-            raise ValueError(f"T must be an integer in 2..{MAX_EXPLORER_T} (the slider's range), got T={T!r}.")
-        for name, value, lo, hi in (("beta_1", beta_1, 1e-6, 0.1), ("beta_T", beta_T, 1e-4, 0.5)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not lo <= value <= hi:
-                raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}] (the slider's range), got {name}={value!r}.")
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= T:
-            raise ValueError(f"t must be an integer in 1..T (T={T}), got t={t!r}.")
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(checks.integer("seed", seed))
         self.points = swiss_roll(1500, seed=seed).double()
         self.points_noise = torch.randn(self.points.shape, generator=g, dtype=torch.float64)
         test = digits("test").double()
@@ -62,30 +52,27 @@ class ScheduleExplorer(PNGWidget):
         self.digits_noise = torch.randn(self.digits.shape, generator=g, dtype=torch.float64)
         self.mean_square = float((test**2).mean())
 
-        self.kind = W.Dropdown(options=SCHEDULE_KINDS, value=kind, description="schedule")
-        self.T = W.IntSlider(value=T, min=2, max=4000, step=1, description="T", continuous_update=True)
-        self.beta_1 = W.FloatLogSlider(value=beta_1, base=10, min=-6, max=-1, step=0.05, description="β₁",
+        self.kind = W.Dropdown(options=SCHEDULE_KINDS, description="schedule")
+        self.T = W.IntSlider(value=1000, min=1, max=MAX_EXPLORER_T, description="T")
+        self.beta_1 = W.FloatLogSlider(value=1e-4, base=10, min=math.log10(BETA_1_RANGE[0]),
+                                       max=math.log10(BETA_1_RANGE[1]), step=0.05, description="β₁",
                                        readout_format=".2e")
-        self.beta_T = W.FloatLogSlider(value=beta_T, base=10, min=-4, max=math.log10(0.5), step=0.05,
-                                       description="β_T", readout_format=".2e")
-        self.t = W.IntSlider(value=min(t, T), min=1, max=T, step=1, description="t")
-        self.readout = W.HTML()
-        self.image = W.Image(format="png")
-        self._build_figure()
-        for w in (self.kind, self.T, self.beta_1, self.beta_T, self.t):
-            w.observe(self._on_change, names="value")
-        controls = W.HBox([W.VBox([self.kind, self.T, self.t]), W.VBox([self.beta_1, self.beta_T, self.readout])])
-        self.widget = W.VBox([controls, self.image])
-        self.update()
+        self.beta_T = W.FloatLogSlider(value=0.02, base=10, min=math.log10(BETA_T_RANGE[0]),
+                                       max=math.log10(BETA_T_RANGE[1]), step=0.05, description="β<sub>T</sub>",
+                                       description_allow_html=True, readout_format=".2e")
+        self.t = W.IntSlider(value=1, min=1, max=1000, description="t")
+        self._drawn_schedule: tuple | None = None
+        controls = {"kind": self.kind, "T": self.T, "beta_1": self.beta_1, "beta_T": self.beta_T, "t": self.t}
+        self._assemble(self._build_figure(), controls, dynamic=self._dynamic,
+                       rows=[["kind", "T", "t"], ["beta_1", "beta_T"]],
+                       values=dict(kind=kind, T=T, beta_1=beta_1, beta_T=beta_T, t=t))
 
-    def _build_figure(self) -> None:
-        self.figure = new_figure(8.2, 4.6, dpi=72)
-        gs = self.figure.add_gridspec(2, 3)
-        self.ax_beta = self.figure.add_subplot(gs[0, 0])
-        self.ax_abar = self.figure.add_subplot(gs[0, 1])
-        self.ax_snr = self.figure.add_subplot(gs[0, 2])
-        self.ax_pts = self.figure.add_subplot(gs[1, 0])
-        self.ax_img = self.figure.add_subplot(gs[1, 1:])
+    def _build_figure(self) -> Any:
+        figure = self._figure(8.2, 4.6)
+        gs = figure.add_gridspec(2, 3)
+        self.ax_beta, self.ax_abar, self.ax_snr = (figure.add_subplot(gs[0, i]) for i in range(3))
+        self.ax_pts = figure.add_subplot(gs[1, 0])
+        self.ax_img = figure.add_subplot(gs[1, 1:])
         (self.line_beta,) = self.ax_beta.plot([], [], lw=1.5)
         (self.line_abar,) = self.ax_abar.plot([], [], lw=1.5)
         (self.line_snr,) = self.ax_snr.plot([], [], lw=1.5)
@@ -112,53 +99,34 @@ class ScheduleExplorer(PNGWidget):
         for ax in (self.ax_pts, self.ax_img):
             ax.set_xticks([])
             ax.set_yticks([])
-        self.dynamic = [self.line_beta, self.line_abar, self.line_snr, *self.markers, self.scatter, self.im,
-                        self.ax_pts.title, self.ax_img.title]
-        self._drawn_schedule: tuple | None = None
+        self._dynamic = [self.line_beta, self.line_abar, self.line_snr, *self.markers, self.scatter, self.im,
+                         self.ax_pts.title, self.ax_img.title]
+        return figure
 
-    def _on_change(self, change: dict) -> None:
-        if change["owner"] is self.T:
+    def _control_changed(self, name: str) -> None:
+        if name == "T":
             self.t.max = self.T.value  # ipywidgets clamps t into the new range itself
-        self.update()
+
+    def _range(self, name: str, pending: dict[str, Any]) -> tuple[Any, Any]:
+        if name == "t":
+            return 1, pending.get("T", self.T.value)
+        return {"beta_1": BETA_1_RANGE, "beta_T": BETA_T_RANGE}.get(name) or super()._range(name, pending)
 
     def schedule(self) -> NoiseSchedule:
-        """The schedule the current slider values describe (β_1 ≥ β_T is allowed: a decreasing ramp)."""
-        if self.kind.value == "cosine":
-            return NoiseSchedule.cosine(self.T.value)
-        return NoiseSchedule.from_name(self.kind.value, self.T.value, beta_1=self.beta_1.value,
-                                       beta_T=self.beta_T.value)
+        """The schedule the current controls describe (β_1 ≥ β_T is allowed: a decreasing ramp)."""
+        return _schedule(self.kind.value, self.T.value, self.beta_1.value, self.beta_T.value)
 
-    def update(self, **values: Any) -> None:
-        """Set any of kind, T, beta_1, beta_T, t (as a slider drag would) and redraw."""
-        if values:
-            for name, value in values.items():
-                if name not in ("kind", "T", "beta_1", "beta_T", "t"):
-                    raise ValueError(f"unknown control {name!r}; use kind, T, beta_1, beta_T or t.")
-                if name == "kind" and value not in SCHEDULE_KINDS:
-                    raise ValueError(f"kind must be one of {', '.join(SCHEDULE_KINDS)}, got kind={value!r}.")
-                if name != "kind" and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
-                                       or not math.isfinite(value)):
-                    raise ValueError(f"{name} must be a finite number, got {name}={value!r}; "
-                                     "out-of-range values are clamped to the slider's range.")
-            controls = (self.kind, self.T, self.beta_1, self.beta_T, self.t)
-            for w in controls:
-                w.unobserve(self._on_change, names="value")
-            try:
-                if "T" in values:  # widen t's range first so a new t is not clamped to the old T
-                    self.T.value = values["T"]
-                    self.t.max = self.T.value
-                for name, value in values.items():
-                    getattr(self, name).value = value
-            finally:
-                for w in controls:
-                    w.observe(self._on_change, names="value")
-        key = (self.kind.value, self.T.value, self.beta_1.value, self.beta_T.value)
+    def draw(self, kind: str, T: int, beta_1: float, beta_T: float, t: int) -> str:
+        """Curves for the schedule, marker and samples at t; the readout of ᾱ_T and L_T."""
+        key = (kind, T, beta_1, beta_T)
         if key != self._drawn_schedule:
-            self._schedule = self.schedule()
+            self._schedule = _schedule(*key)
             self._drawn_schedule = key
-            self._set_curves(self._schedule)
-        s = self._schedule
-        T, t = s.T, min(self.t.value, s.T)
+            u = np.arange(1, T + 1) / T
+            self.line_beta.set_data(u, self._schedule.betas[1:])
+            self.line_abar.set_data(u, self._schedule.alpha_bars[1:])
+            self.line_snr.set_data(u, self._schedule.log_snr[1:])
+        s, t = self._schedule, min(t, T)
         for m in self.markers:
             m.set_xdata([t / T, t / T])
         a, sd = math.sqrt(s.alpha_bars[t]), math.sqrt(s.one_minus_alpha_bars[t])
@@ -169,24 +137,39 @@ class ScheduleExplorer(PNGWidget):
         self.ax_img.set_title(f"digits at t = {t}", fontsize=10)
         lt_bits = float(s.prior_kl_per_dim(self.mean_square)) / LN2
         self.values = {"alpha_bar_T": float(s.alpha_bars[T]), "L_T_bits_per_dim": lt_bits, "t": t, "T": T}
-        self.readout.value = (f"<b>ᾱ<sub>T</sub></b> = {s.alpha_bars[T]:.4g}<br>"
-                              f"<b>L<sub>T</sub></b> = {lt_bits:.4g} bits/dim (digits)<br>"
-                              f"<b>ᾱ<sub>t</sub></b> at t = {t}: {s.alpha_bars[t]:.4g}")
-        self._render(full=False)
+        return (f"ᾱ<sub>T</sub> = {s.alpha_bars[T]:.4g}, L<sub>T</sub> = {lt_bits:.4g} bits/dim (digits); "
+                f"ᾱ<sub>t</sub> = {s.alpha_bars[t]:.4g} at t = {t}")
 
-    def _set_curves(self, s: NoiseSchedule) -> None:
-        u = np.arange(1, s.T + 1) / s.T
-        self.line_beta.set_data(u, s.betas[1:])
-        self.line_abar.set_data(u, s.alpha_bars[1:])
-        self.line_snr.set_data(u, s.log_snr[1:])
+    def static_html(self, grid: Any = None) -> str:
+        """The in-browser explorer, started at the current settings, with the same points and noise.
+
+        Nothing is precomputed: the page carries x_0 and the fixed noise (float32), and the
+        browser computes the schedule and x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε for any setting.
+        """
+        samples = {
+            "points": _float32_b64(self.points), "points_noise": _float32_b64(self.points_noise),
+            "digits": _float32_b64(self.digits), "digits_noise": _float32_b64(self.digits_noise),
+            "digit_shape": list(self.digits.shape),
+        }
+        return _explorer_markup(self.mean_square, self.control_values(), samples)
+
+
+def _schedule(kind: str, T: int, beta_1: float, beta_T: float) -> NoiseSchedule:
+    if kind == "cosine":
+        return NoiseSchedule.cosine(T)
+    return NoiseSchedule.from_name(kind, T, beta_1=beta_1, beta_T=beta_T)
+
+
+def _float32_b64(x: torch.Tensor) -> str:
+    return base64.b64encode(x.detach().cpu().to(torch.float32).contiguous().numpy().tobytes()).decode("ascii")
 
 
 def schedule_explorer(**defaults: Any) -> ScheduleExplorer:
-    """The β-schedule explorer of chapter 1; keyword arguments set the initial sliders."""
+    """The β-schedule explorer of chapter 1; keyword arguments set the initial controls."""
     return ScheduleExplorer(**defaults)
 
 
-class ForwardChainViewer(PNGWidget):
+class ForwardChainViewer(Explorer):
     """A t slider over one recorded forward chain x_0 → x_T (2-D points or images).
 
     The chain is simulated once, one transition at a time, keeping every ``every``-th
@@ -204,22 +187,14 @@ class ForwardChainViewer(PNGWidget):
         if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.dim() not in (2, 4) or x0.shape[0] < 1:
             got = f"shape {tuple(x0.shape)}, dtype {x0.dtype}" if isinstance(x0, torch.Tensor) else type(x0).__name__
             raise ValueError(f"x0 must be a non-empty float tensor of points (N, 2) or images (N, C, H, W), got {got}.")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer number of steps, got {every!r}.")
         T = diffusion.T
-        if T // every + 2 > MAX_KEPT_STATES:
-            raise ValueError(f"every={every} would keep {T // every + 2} states of a T={T} chain (at most {MAX_KEPT_STATES}); "
-                             f"use every ≥ {math.ceil(T / (MAX_KEPT_STATES - 2))}.")
-        keep = sorted(set(range(0, T + 1, every)) | {T})
-        g = torch.Generator(device=x0.device).manual_seed(seed)
+        keep = kept_steps(T, every)
+        g = torch.Generator(device=x0.device).manual_seed(checks.integer("seed", seed))
         self.states = diffusion.q_sample_iterative(x0, T, keep=keep, generator=g)
         self.kept = keep
-        self.slider = W.SelectionSlider(options=keep, value=min(keep, key=lambda k: abs(k - T // 10)),
-                                        description="t",
-                                        continuous_update=True)
-        self.image = W.Image(format="png")
-        self.figure = new_figure(3.6, 3.4, dpi=72)
-        self.ax = self.figure.add_subplot()
+        self.slider = W.SelectionSlider(options=keep, description="t")
+        figure = self._figure(3.6, 3.4)
+        self.ax = figure.add_subplot()
         first = self.states[keep[0]].detach().cpu()
         if first.dim() == 2:
             self.artist = self.ax.scatter(first[:, 0], first[:, 1], s=1, alpha=0.5)
@@ -231,23 +206,20 @@ class ForwardChainViewer(PNGWidget):
                                          interpolation="nearest")
         self.ax.set_xticks([])
         self.ax.set_yticks([])
-        self.dynamic = [self.artist, self.ax.title]
-        self.slider.observe(lambda change: self.update(), names="value")
-        self.widget = W.VBox([self.slider, self.image])
-        self.update()
+        self._assemble(figure, {"t": self.slider}, dynamic=[self.artist, self.ax.title], values={"t": T // 10})
 
-    def update(self, t: int | None = None) -> None:
-        """Show the kept state nearest to ``t`` (default: the slider's value)."""
-        if t is not None:
-            self.slider.value = min(self.kept, key=lambda k: abs(k - t))
-            return  # the slider's observer redraws
-        x = self.states[self.slider.value].detach().cpu()
+    def draw(self, t: int) -> str:
+        """Show the kept state x_t."""
+        x = self.states[t].detach().cpu()
         if x.dim() == 2:
             self.artist.set_offsets(x.numpy())
         else:
             self.artist.set_data(image_grid(x[:16], ncols=4))
-        self.ax.set_title(f"forward chain, t = {self.slider.value}", fontsize=10)
-        self._render(full=False)
+        self.ax.set_title(f"forward chain, t = {t}", fontsize=10)
+        return ""
+
+    def static_grid(self) -> dict[str, list[int]]:
+        return {"t": thin(self.kept, CHAIN_FRAMES)}
 
 
 def forward_chain_viewer(x0: torch.Tensor, diffusion: GaussianDiffusion | None = None, every: int = 10,
@@ -256,20 +228,36 @@ def forward_chain_viewer(x0: torch.Tensor, diffusion: GaussianDiffusion | None =
     return ForwardChainViewer(x0, diffusion, every=every, seed=seed)
 
 
-def schedule_explorer_html(mean_square: float | None = None) -> Any:
-    """The placeholder the book's kernel-free JavaScript explorer fills in.
+def _explorer_markup(mean_square: float, settings: dict[str, Any], samples: dict[str, Any] | None) -> str:
+    """The div ``schedule_explorer.js`` turns into the explorer; the page carries its starting
+    values, the slider ranges (defined once, here) and, optionally, x_0 and the noise."""
+    attrs = {
+        "data-mean-square": repr(float(mean_square)), "data-kind": settings["kind"], "data-T": settings["T"],
+        "data-beta-1": repr(float(settings["beta_1"])), "data-beta-T": repr(float(settings["beta_T"])),
+        "data-timestep": settings["t"], "data-max-T": MAX_EXPLORER_T,  # "data-t" is "data-T": names ignore case
+        "data-beta-1-range": " ".join(map(repr, BETA_1_RANGE)), "data-beta-T-range": " ".join(map(repr, BETA_T_RANGE)),
+    }
+    body = ("<em>The in-browser schedule explorer appears here in the rendered book; "
+            "in Jupyter, use <code>schedule_explorer()</code>.</em>")
+    if samples is not None:
+        body += f'<script type="application/json" class="dse-samples">{json.dumps(samples)}</script>'
+    attr_text = " ".join(f'{k}="{html.escape(str(v))}"' for k, v in attrs.items())
+    return f'<div class="ddpm-schedule-explorer" {attr_text}>{body}</div>'
 
-    In the rendered book ``_static/schedule_explorer.js`` turns this div into sliders
-    and curves computed in the browser with the formulas of :class:`NoiseSchedule`;
-    ``mean_square`` (default: E[x_0²] over the digits test split) is what L_T needs.
-    In Jupyter, where that script is not loaded, the div just says so.
+
+def schedule_explorer_html(mean_square: float | None = None) -> Any:
+    """The placeholder the book's kernel-free JavaScript explorer fills in (curves and readouts).
+
+    In the rendered book ``_static/schedule_explorer.js`` turns this div into controls and
+    curves computed in the browser with the formulas of :class:`NoiseSchedule`;
+    ``mean_square`` (default: E[x_0²] over the digits test split) is what L_T needs.  A
+    :class:`ScheduleExplorer` shows the same explorer, with samples, in the book.  In
+    Jupyter, where the script is not loaded, the div just says so.
     """
     from IPython.display import HTML
 
     if mean_square is None:
         mean_square = float((digits("test").double() ** 2).mean())
-    return HTML(
-        f'<div class="ddpm-schedule-explorer" data-mean-square="{mean_square!r}">'
-        "<em>The in-browser schedule explorer appears here in the rendered book; "
-        "in Jupyter, use <code>schedule_explorer()</code> above.</em></div>"
-    )
+    mean_square = checks.number("mean_square", mean_square, 0.0)
+    start = {"kind": "linear", "T": 1000, "beta_1": 1e-4, "beta_T": 0.02, "t": 100}
+    return HTML(_explorer_markup(mean_square, start, None))

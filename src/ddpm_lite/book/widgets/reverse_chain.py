@@ -1,9 +1,8 @@
 """The reverse-chain viewer: a slider over recorded sampling steps, noise → data.
 
-Like the explorers of :mod:`ddpm_lite.widgets`, it builds one matplotlib figure, and on
-each slider event changes the artists' data, blits them over a cached background and
-re-encodes the figure as PNG into an ``ipywidgets.Image``; the first frame is part of the
-widget state, so the rendered book shows it without a kernel.
+An :class:`~ddpm_lite.book.widgets.base.Explorer` like the others: one figure whose artists
+move on each slider event (blitted over a cached background); in the rendered book, frames of
+the recorded steps precomputed at build time.
 
 The trajectories come from :meth:`GaussianDiffusion.sample` with ``trajectory_every=k``:
 memory holds T/k + 2 copies of each batch, never the whole chain.
@@ -16,9 +15,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ... import checks
 from ...diffusion import GaussianDiffusion
-from ..plotting import POINT_LIMITS, image_grid, new_figure
-from .base import PNGWidget
+from ..plotting import POINT_LIMITS, image_grid
+from .base import CHAIN_FRAMES, Explorer, kept_steps, thin
 
 __all__ = ["record_reverse_chain", "ReverseChainViewer", "reverse_chain_viewer"]
 
@@ -29,18 +29,17 @@ def record_reverse_chain(diffusion: GaussianDiffusion, eps_model: Any, shape: tu
 
     Returns {t: x_t} (CPU tensors).  Bounded memory: about T/every + 2 states.
     """
-    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"every must be a positive integer number of steps, got every={every!r}.")
-    g = torch.Generator().manual_seed(seed)
+    kept_steps(diffusion.T, every)  # refuses an `every` that would keep too many states
+    g = torch.Generator().manual_seed(checks.integer("seed", seed))
     _, trajectory = diffusion.sample(eps_model, shape, generator=g, trajectory_every=int(every))
     return {int(t): x.detach().cpu() for t, x in trajectory}
 
 
-class ReverseChainViewer(PNGWidget):
+class ReverseChainViewer(Explorer):
     """A t slider over recorded reverse chains of 2-D points and/or images.
 
     ``points``/``images``: {t: x_t} as returned by :func:`record_reverse_chain` (either may
-    be None, not both).  The slider runs from T down to 0, as sampling does; ``update(t)``
+    be None, not both).  The slider runs from T down to 0, as sampling does; ``update(t=...)``
     moves it to the recorded step nearest to t and redraws (tests drive it this way).
     """
 
@@ -55,14 +54,12 @@ class ReverseChainViewer(PNGWidget):
         if not steps:
             raise ValueError("the recorded chains share no timestep; record them with the same T and `every`.")
         self.points, self.images, self.steps = points, images, steps
-        self.max_images = int(max_images)
-        self.slider = W.SelectionSlider(options=steps, value=steps[0] if t is None else self._nearest(t),
-                                        description="t", continuous_update=True)
-        self.image = W.Image(format="png")
+        self.max_images = checks.integer("max_images", max_images, 1)
+        self.slider = W.SelectionSlider(options=steps, description="t")
         panels = int(points is not None) + int(images is not None)
-        self.figure = new_figure(3.3 * panels, 3.5, dpi=72)
-        axes = list(np.atleast_1d(self.figure.subplots(1, panels)))
-        self.dynamic: list = []
+        figure = self._figure(3.3 * panels, 3.5)
+        axes = list(np.atleast_1d(figure.subplots(1, panels)))
+        dynamic: list = []
         self.scatter = self.im = None
         if points is not None:
             ax = axes.pop(0)
@@ -75,36 +72,20 @@ class ReverseChainViewer(PNGWidget):
             ax.set_ylim(*POINT_LIMITS)
             ax.set_aspect("equal")
             self.ax_pts = ax
-            self.dynamic += [self.scatter, ax.title]
+            dynamic += [self.scatter, ax.title]
         if images is not None:
             ax = axes.pop(0)
             self.im = ax.imshow(image_grid(images[steps[0]][: self.max_images]), cmap="gray", vmin=0, vmax=1,
                                 interpolation="nearest")
             self.ax_img = ax
-            self.dynamic += [self.im, ax.title]
-        for ax in self.figure.axes:
+            dynamic += [self.im, ax.title]
+        for ax in figure.axes:
             ax.set_xticks([])
             ax.set_yticks([])
-        self.slider.observe(lambda change: self._draw(), names="value")
-        self.widget = W.VBox([self.slider, self.image])
-        self._draw(full=True)
+        self._assemble(figure, {"t": self.slider}, dynamic=dynamic, values={"t": steps[0] if t is None else t})
 
-    def _nearest(self, t: int) -> int:
-        return min(self.steps, key=lambda k: abs(k - int(t)))
-
-    def update(self, t: int | None = None) -> None:
-        """Show the recorded step nearest to ``t`` (default: the slider's current value)."""
-        if t is None:
-            self._draw()
-            return
-        new = self._nearest(t)
-        if new == self.slider.value:
-            self._draw()
-        else:
-            self.slider.value = new  # the observer redraws
-
-    def _draw(self, full: bool = False) -> None:
-        t = self.slider.value
+    def draw(self, t: int) -> str:
+        """Show the recorded step x_t."""
         if self.scatter is not None:
             self.scatter.set_offsets(self.points[t].numpy())
             self.ax_pts.set_title(f"2-D points at t = {t}", fontsize=10)
@@ -112,7 +93,10 @@ class ReverseChainViewer(PNGWidget):
             self.im.set_data(image_grid(self.images[t][: self.max_images]))
             self.ax_img.set_title(f"digits at t = {t}", fontsize=10)
         self.shown_t = t
-        self._render(full)
+        return ""
+
+    def static_grid(self) -> dict[str, list[int]]:
+        return {"t": thin(self.steps, CHAIN_FRAMES)}
 
 
 def reverse_chain_viewer(diffusion: GaussianDiffusion, point_model: Any = None, image_model: Any = None, *,
