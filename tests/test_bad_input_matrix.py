@@ -505,8 +505,8 @@ from ddpm_lite.book.widgets import reverse_chain as RW  # noqa: E402
 from ddpm_lite.book.widgets import forward as WG  # noqa: E402
 
 WIDGET_CASES = [
-    ("schedule_explorer/T huge", _f(WG.schedule_explorer, T=10**6), ValueError, ["T=1000000", "2..4000"]),
-    ("schedule_explorer/T=1", _f(WG.schedule_explorer, T=1), ValueError, ["T=1", "2..4000"]),
+    ("schedule_explorer/T huge", _f(WG.schedule_explorer, T=10**6), ValueError, ["T=1000000", "1..4000"]),
+    ("schedule_explorer/T=0", _f(WG.schedule_explorer, T=0), ValueError, ["T=0", "1..4000"]),
     ("schedule_explorer/kind", _f(WG.schedule_explorer, kind="exp"), ValueError, ["kind", "'exp'"]),
     ("schedule_explorer/beta_1 0", _f(WG.schedule_explorer, beta_1=0.0), ValueError, ["beta_1", "0.0"]),
     ("schedule_explorer/t > T", _f(WG.schedule_explorer, T=10, t=11), ValueError, ["t=11", "T=10"]),
@@ -518,7 +518,7 @@ WIDGET_CASES = [
     ("forward_chain_viewer/diffusion str", _f(WG.forward_chain_viewer, X, "linear"), ValueError, ["diffusion", "str"]),
     ("posterior_explorer/t=0", _f(PW.posterior_explorer, T=10, t=0), ValueError, ["t=0", "1..T"]),
     ("posterior_explorer/T=1", _f(PW.posterior_explorer, T=1), ValueError, ["T ≥ 2", "T=1"]),
-    ("posterior_explorer/T huge", _f(PW.posterior_explorer, T=10**6), ValueError, ["T=1000000", "10000"]),
+    ("posterior_explorer/T huge", _f(PW.posterior_explorer, T=10**6), ValueError, ["T=1000000", "1..4000"]),
     ("posterior_explorer/schedule str", _f(PW.posterior_explorer, "cosine"), ValueError, ["schedule", "str"]),
     ("posterior_histogram/x0 2", _f(PW.posterior_histogram, T=10, x0=2.0), ValueError, ["x0", "2.0", "[-1, 1]"]),
     ("posterior_histogram/x0 nan", _f(PW.posterior_histogram, T=10, x0=float("nan")), ValueError, ["x0", "nan"]),
@@ -542,7 +542,7 @@ def test_widget_bad_input(fn, types, words):
 
 def test_posterior_widget_update_refuses_out_of_range():
     box = PW.posterior_explorer(T=20, t=2)
-    assert_clean_error(lambda: box.update(t=10**6), ValueError, ["t", "[1, 20]", "1000000"])
+    assert_clean_error(lambda: box.update(t=10**6), ValueError, ["t", "1..T (T=20)", "1000000"])
     assert_clean_error(lambda: box.update(t="x"), ValueError, ["t", "'x'"])
 
 
@@ -552,19 +552,23 @@ def explorer():
 
 
 def test_schedule_explorer_sliders_at_extremes(explorer):
-    """Documented behaviour: values past a slider's end are clamped (as a drag would be), never an error.
+    """Documented behaviour: the ends of every slider draw finite readouts; values past them are
+    refused (as every explorer's ``update`` refuses them), naming the range, and change nothing.
 
     At T = 4000 with β from 0.1 to 0.5, ᾱ_T underflows to 0 in float64: the readouts stay finite
     (L_T is then the KL of N(0, 1) to itself plus nothing) and log-SNR is −inf at the end.
     """
-    explorer.update(kind="linear", T=10**6, beta_1=1.0, beta_T=1.0, t=10**6)
+    explorer.update(kind="linear", T=WG.MAX_EXPLORER_T, beta_1=0.1, beta_T=0.5, t=WG.MAX_EXPLORER_T)
     assert explorer.T.value == WG.MAX_EXPLORER_T and explorer.t.value == WG.MAX_EXPLORER_T
-    assert explorer.beta_1.value == pytest.approx(0.1) and explorer.beta_T.value == pytest.approx(0.5)
     v = explorer.values
     assert v["alpha_bar_T"] == 0.0 and math.isfinite(v["L_T_bits_per_dim"]) and v["L_T_bits_per_dim"] >= 0
-    explorer.update(T=0, t=0, beta_1=0.0, beta_T=0.0)  # the lower ends
-    assert explorer.T.value == 2 and explorer.t.value == 1
-    assert explorer.beta_1.value == pytest.approx(1e-6) and explorer.beta_T.value == pytest.approx(1e-4)
+    for bad, words in ((dict(T=10**6), ["T=1000000", "1..4000"]), (dict(t=10**6), ["t=1000000", "T=4000"]),
+                       (dict(beta_1=1.0), ["beta_1=1.0", "[1e-06, 0.1]"]), (dict(T=0), ["T=0", "1..4000"]),
+                       (dict(T=10, t=11), ["t=11", "T=10"]), (dict(beta_T=0.0), ["beta_T=0.0", "[0.0001, 0.5]"])):
+        assert_clean_error(lambda: explorer.update(**bad), ValueError, words)
+        assert explorer.T.value == WG.MAX_EXPLORER_T and explorer.beta_1.value == 0.1  # nothing was set
+    explorer.update(T=1, t=1, beta_1=1e-6, beta_T=1e-4)  # the lower ends
+    assert explorer.T.value == 1 and explorer.t.value == 1 and math.isfinite(explorer.values["L_T_bits_per_dim"])
     explorer.update(kind="cosine", T=WG.MAX_EXPLORER_T, t=WG.MAX_EXPLORER_T)  # the cosine clip β_T = 0.999
     assert explorer._schedule.betas[-1] == pytest.approx(0.999) and math.isfinite(explorer.values["L_T_bits_per_dim"])
     assert_clean_error(lambda: explorer.update(kind="exp"), ValueError, ["kind", "'exp'"])
@@ -576,4 +580,4 @@ def test_posterior_histogram_at_cosine_clip_and_t_extremes():
     s = NoiseSchedule.cosine(50)
     box = PW.posterior_histogram(s, x0=1.0, t=1, n=200, xt_offset=2.0)
     box.update(t=50, x0=-1.0, xt_offset=-2.0)
-    assert "nan" not in box.children[1].value.lower()
+    assert "nan" not in box.readout.value.lower()
