@@ -119,11 +119,19 @@ from ddpm_lite.book.widgets.base import MAX_STATIC_FRAMES, kept_steps, thin  # n
 
 
 def _static(html: str) -> dict:
-    """The JSON a static explorer carries, with the frame shown by the <img> put back in place."""
+    """The JSON a static explorer carries, with ``pictures``: every frame composed as the page's
+    script composes it (the base picture, then the frame's patches laid over it)."""
     data = json.loads(re.search(r'<script type="application/json" class="ddpm-frames-data">(.*?)</script>',
                                 html, re.S).group(1).replace("<\\/", "</"))
-    shown = re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1)
-    data["frames"] = [f or shown for f in data["frames"]]
+    base = _pixels(base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1)))
+    assert base.shape == (data["height"], data["width"], 3)
+    data["pictures"] = []
+    for frame in data["frames"]:
+        picture = base.copy()
+        patches = [[0, 0, data["width"], data["height"], frame]] if isinstance(frame, str) and frame else frame or []
+        for x, y, w, h, png in patches:
+            picture[y:y + h, x:x + w] = _pixels(base64.b64decode(png))
+        data["pictures"].append(picture)
     return data
 
 
@@ -181,15 +189,19 @@ def test_static_frames_are_the_live_pictures():
     assert data["controls"][0]["values"] == ["1", "2", "7", "50"]  # the current t is always included
     assert data["controls"][0]["index"] == 2
     pictures = []
-    for t, frame, readout in zip((1, 2, 7, 50), data["frames"], data["readouts"]):
+    for t, static, readout in zip((1, 2, 7, 50), data["pictures"], data["readouts"]):
         widget.update(t=t)
         assert readout == widget.readout.value
-        static, live = _pixels(base64.b64decode(frame)), _pixels(widget.image.value)
+        live = _pixels(widget.image.value)
         assert static.shape == live.shape
-        assert np.abs(static - live).mean() < 1.0  # only the 32-colour palette differs
+        assert np.abs(static - live).mean() < 1.0  # only the 32-colour palettes differ
         pictures.append(static)
     for a, b in zip(pictures, pictures[1:]):
         assert np.abs(a - b).max() > 100  # every slider position shows a different picture
+    # Moving markers are stored as patches over the base picture, not as whole figures.
+    assert all(isinstance(f, list) and f for i, f in enumerate(data["frames"]) if i != 2) and data["frames"][2] == ""
+    size = sum(len(p[4]) for f in data["frames"] if f for p in f)
+    assert size < len(re.search(r'base64,([^"]+)"', widget.static_html({"t": [7]})).group(1))  # < one picture
 
 
 def test_static_page_offers_only_controls_that_move_the_picture():
@@ -198,10 +210,15 @@ def test_static_page_offers_only_controls_that_move_the_picture():
     data = _static(h.static_html({"t": [1, 50], "xt_offset": [-2.0, 2.0]}))
     names = [c["name"] for c in data["controls"]]
     assert names == ["t", "xt_offset"] and len(data["frames"]) == 3 * 3
-    frames, readouts = np.array(data["frames"]).reshape(3, 3), np.array(data["readouts"]).reshape(3, 3)
-    assert len(set(frames[:, 0])) == 3 and len(set(frames[1, :])) == 3  # t, and x_t at t = 10, move the picture
+    pictures = [[data["pictures"][3 * i + j] for j in range(3)] for i in range(3)]
+    readouts = np.array(data["readouts"]).reshape(3, 3)
+
+    def distinct(images) -> int:
+        return len({im.tobytes() for im in images})
+
+    assert distinct(row[0] for row in pictures) == 3 and distinct(pictures[1]) == 3  # t, and x_t at t = 10
     # At t = 1 the posterior is the point mass at x_0 whatever x_t is: the picture stays, the readout moves.
-    assert len(set(frames[0, :])) == 1 and len(set(readouts[0, :])) == 3
+    assert distinct(pictures[0]) == 1 and len(set(readouts[0, :])) == 3
     assert h.sliders["x0"].value == 0.5 and h.state["t"] == 10  # the live widget is left as it was
 
 

@@ -28,6 +28,8 @@ import json
 import math
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from ... import checks
 from ..plotting import new_figure
 
@@ -264,16 +266,19 @@ class Explorer:
         """The explorer for a page without a kernel: precomputed frames and a slider per control.
 
         ``grid`` (default :meth:`static_grid`) maps control names to the values to precompute;
-        the current value of each is always included.  The live widget is not touched.
+        the current value of each is always included.  The live widget is not touched.  The
+        picture of the current setting is stored whole; every other frame stores only the
+        regions where it differs from it (:func:`_patches`), so a slider that moves a marker
+        costs a few hundred bytes per position, not a whole figure.
         """
         grid = self._static_values(self.static_grid() if grid is None else grid)
         current = self.control_values()
         names = list(grid)
-        frames, readouts = [], []
+        pictures, readouts = [], []
         try:
             for combo in itertools.product(*grid.values()):
                 readouts.append(self.draw(**{**current, **dict(zip(names, combo))}) or "")
-                frames.append(_frame_png(self._render()))
+                pictures.append(np.asarray(self._render().buffer_rgba())[..., :3].copy())
         finally:
             self.draw(**current)  # leave the artists as the live widget shows them
             self._render()
@@ -281,22 +286,25 @@ class Explorer:
         index = 0
         for n, i in zip(names, start):
             index = index * len(grid[n]) + i
-        w, h = self.figure.canvas.get_width_height()
+        base = pictures[index]
+        shown = _png(base)
+        palette = _palette_image(shown)
+        frames = [_patches(picture, base, palette) for picture in pictures]
+        h, w = base.shape[:2]
         controls = [{"name": n, "label": self.controls[n].description, "index": i,
                      "values": [self._value_label(n, v) for v in grid[n]]} for n, i in zip(names, start)]
-        shown = frames[index]
-        frames[index] = ""  # the <img> below carries it; the viewer reads it from there
         # "</" inside a <script> would end it early; JSON allows the escaped form.
-        data = json.dumps({"controls": controls, "frames": frames, "readouts": readouts},
+        data = json.dumps({"width": w, "height": h, "controls": controls, "frames": frames, "readouts": readouts},
                           ensure_ascii=False).replace("</", "<\\/")
+        # Labels are our own HTML (x<sub>t</sub>), so the note is not escaped.
         what = ", ".join(f"{c['label']}: {len(c['values'])} values" for c in controls) or "this one setting"
         note = (f"Precomputed when the book was built: {len(frames)} frame{'s' * (len(frames) > 1)} "
                 f"({what}); in Jupyter every setting is computed live.")
-        return (f'<div class="ddpm-frames">'
+        return (f'<div class="ddpm-frames"><div class="ddpm-frames-picture">'
                 f'<img class="ddpm-frames-image" src="data:image/png;base64,{shown}" width="{w}" height="{h}" '
-                f'alt="{html.escape(type(self).__name__)} picture">'
+                f'alt="{html.escape(type(self).__name__)} picture"></div>'
                 f'<div class="ddpm-frames-readout">{readouts[index]}</div>'
-                f'<p class="ddpm-frames-note">{html.escape(note)}</p>'
+                f'<p class="ddpm-frames-note">{note}</p>'
                 f'<script type="application/json" class="ddpm-frames-data">{data}</script>'
                 f"</div>")
 
@@ -307,12 +315,45 @@ class Explorer:
         return bundle
 
 
-def _frame_png(canvas: Any) -> str:
-    """The canvas as a base64 palette PNG (the frames of a plot need few colours)."""
+def _png(pixels: np.ndarray, palette: Any = None) -> str:
+    """RGB pixels as a base64 palette PNG (the frames of a plot need few colours); ``palette``
+    (a PIL palette image) maps a patch to its base picture's colours, so no seam shows."""
     from PIL import Image
 
-    rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    palette = rgba.convert("RGB").quantize(FRAME_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    image = Image.fromarray(pixels)
+    if palette is None:
+        indexed = image.quantize(FRAME_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    else:
+        indexed = image.quantize(palette=palette, dither=Image.Dither.NONE)
     buf = io.BytesIO()
-    palette.save(buf, format="png", optimize=True)
+    indexed.save(buf, format="png", optimize=True)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _palette_image(png_b64: str) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(png_b64)))
+
+
+def _patches(picture: np.ndarray, base: np.ndarray, palette: Any) -> str | list[list]:
+    """How to turn ``base`` into ``picture``: ``""`` (nothing to do), one whole PNG, or patches.
+
+    Patches are [x, y, width, height, PNG] rectangles: one per run of changed columns (runs
+    closer than 8 px merged), spanning the rows that changed in it.  A frame whose patches
+    would cover more than half the picture is stored whole.
+    """
+    changed = np.any(picture != base, axis=-1)
+    if not changed.any():
+        return ""
+    columns = np.flatnonzero(changed.any(axis=0))
+    breaks = np.flatnonzero(np.diff(columns) > 8)
+    runs = zip(np.r_[columns[0], columns[breaks + 1]], np.r_[columns[breaks], columns[-1]] + 1)
+    patches = []
+    for c0, c1 in runs:
+        rows = np.flatnonzero(changed[:, c0:c1].any(axis=1))
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        patches.append([int(c0), r0, int(c1 - c0), r1 - r0, picture[r0:r1, c0:c1]])
+    if sum(p[2] * p[3] for p in patches) > changed.size / 2:
+        return _png(picture)
+    return [[x, y, w, h, _png(np.ascontiguousarray(pixels), palette)] for x, y, w, h, pixels in patches]
