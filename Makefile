@@ -22,25 +22,30 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-# MathJax, RequireJS and the ipywidgets HTML manager, served from _static so the
-# built book needs no CDN.  Fetched once from the npm registry at pinned versions.
+# MathJax, served from _static so the built book needs no CDN.  Fetched once from the npm
+# registry at a pinned version.  (The explorers need no widget manager: they render as our own
+# small viewers, book/_static/ddpm_frames.js and schedule_explorer.js.)
 vendor: $(VENDOR_STAMP)
 MATHJAX_VERSION := 3.2.2
-REQUIREJS_VERSION := 2.3.8
-HTML_MANAGER_VERSION := 1.0.15
 $(VENDOR_STAMP): Makefile
 	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/.tmp
-	cd $(VENDOR)/.tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) requirejs@$(REQUIREJS_VERSION) \
-	    @jupyter-widgets/html-manager@$(HTML_MANAGER_VERSION) >/dev/null
-	mkdir -p $(VENDOR)/mathjax $(VENDOR)/requirejs $(VENDOR)/html-manager
+	cd $(VENDOR)/.tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null
+	mkdir -p $(VENDOR)/mathjax
 	tar xzf $(VENDOR)/.tmp/mathjax-$(MATHJAX_VERSION).tgz -C $(VENDOR)/mathjax --strip-components=1 package/es5 package/LICENSE
-	tar xzf $(VENDOR)/.tmp/requirejs-$(REQUIREJS_VERSION).tgz -C $(VENDOR)/requirejs --strip-components=1 package/require.js
-	tar xzf $(VENDOR)/.tmp/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION).tgz -C $(VENDOR)/html-manager \
-	    --strip-components=1 package/dist
 	rm -rf $(VENDOR)/.tmp
 	@touch $@
 
-book: $(STAMP) $(VENDOR_STAMP)
+# jupyter-cache keys an executed notebook on its code cells alone, and Sphinx re-reads a page
+# only when its source changes, so after a change to the package the chapters import the book
+# would keep outputs drawn by the old code (a widget without its precomputed frames, say).  A
+# change under src/ drops both caches: the next build re-executes and re-reads every chapter.
+PKG_SOURCES := $(shell find src/ddpm_lite -name '*.py' 2>/dev/null)
+PKG_STAMP := _build/.package-stamp
+$(PKG_STAMP): $(PKG_SOURCES)
+	rm -rf _build/.jupyter_cache _build/.doctrees
+	mkdir -p _build && touch $@
+
+book: $(STAMP) $(VENDOR_STAMP) $(PKG_STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 unit: $(STAMP)
