@@ -46,7 +46,8 @@ def _t_values(T: int) -> list[int]:
 
 
 class PosteriorExplorer(Explorer):
-    """A t slider over three panels: β_t vs β̃_t, the posterior mean coefficients, and w_t.
+    """A t slider over three panels: β_t vs β̃_t and the weight w_t side by side, the posterior mean
+    coefficients below.
 
     The β̃ curves start at t = 2: β̃_1 = 0 cannot sit on a log axis, and the β̃ weight is
     infinite there.  The readout states both facts when the slider is at t = 1.
@@ -59,7 +60,9 @@ class PosteriorExplorer(Explorer):
         if s.T < 2:
             raise ValueError(f"the explorer needs T ≥ 2 (β̃_t starts at t = 2), got T={s.T}.")
         self.w_beta, self.w_tilde = eps_loss_weight(s, "beta"), eps_loss_weight(s, "beta_tilde")
-        figure = self._figure(9.6, 3.0, left=0.065, right=0.99, bottom=0.19, top=0.9, wspace=0.3)
+        # Two rows (the variances and the weights side by side, the mean's coefficients below) so
+        # that the picture stays legible when a phone shrinks it to its width.
+        figure = self._figure(6.6, 5.2, left=0.1, right=0.98, bottom=0.09, top=0.94, wspace=0.32, hspace=0.45)
         a = self.artists = self._plot(figure)
         self.sliders = {"t": W.IntSlider(value=1, min=1, max=s.T, description="t", layout=W.Layout(width="420px"))}
         moving = [a[k] for k in ("var_marker", "coef_marker", "w_marker", "var_line", "coef_line", "w_line")]
@@ -67,7 +70,8 @@ class PosteriorExplorer(Explorer):
 
     def _plot(self, figure: Any) -> dict[str, Any]:
         s, ts = self.schedule, np.arange(1, self.schedule.T + 1)
-        ax_var, ax_coef, ax_w = figure.subplots(1, 3)
+        grid = figure.add_gridspec(2, 2)
+        ax_var, ax_w, ax_coef = figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1]), figure.add_subplot(grid[1, :])
         a: dict[str, Any] = {}
         a["beta"], = ax_var.plot(ts, s.betas[1:], label=r"$\beta_t$")
         a["beta_tilde"], = ax_var.plot(ts[1:], s.posterior_variance[2:], "--", label=r"$\tilde\beta_t$ ($t\geq2$)")
