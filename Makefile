@@ -45,7 +45,16 @@ $(PKG_STAMP): $(PKG_SOURCES)
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
-book: $(STAMP) $(VENDOR_STAMP) $(PKG_STAMP)
+# Sphinx copies book/_static only when some page is rebuilt, so an edit to the explorers'
+# JS/CSS (or the theme override, or the Sphinx hook) alone would not reach _build/html: it
+# drops the doctrees, and the pages are re-read from the execution cache (no kernel runs).
+BOOK_ASSETS := $(wildcard book/_static/*.js book/_static/*.css book/_static/*.svg book/_templates/*/*.html book/_ext/*.py)
+ASSET_STAMP := _build/.assets-stamp
+$(ASSET_STAMP): $(BOOK_ASSETS)
+	rm -rf _build/.doctrees
+	mkdir -p _build && touch $@
+
+book: $(STAMP) $(VENDOR_STAMP) $(PKG_STAMP) $(ASSET_STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 unit: $(STAMP)

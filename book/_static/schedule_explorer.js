@@ -306,11 +306,16 @@
     typed(cBT.number, function (v) { state.bT = v; });
     typed(ct.number, function (v) { state.t = Math.min(Math.max(1, Math.round(v)), state.T); });
 
-    var resizeTimer = null;
-    window.addEventListener("resize", function () {
+    // Redraw at the new width whenever the explorer's width changes (window resized, a
+    // scrollbar appeared, the sidebar folded), so the canvas stays sharp.
+    var drawnWidth = 0, resizeTimer = null;
+    var redraw = function () {
+      if (root.clientWidth === drawnWidth) return;
       clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(function () { update(); }, 100);
-    });
+      resizeTimer = setTimeout(function () { update(); }, 80);
+    };
+    if (window.ResizeObserver) new ResizeObserver(redraw).observe(root);
+    else window.addEventListener("resize", redraw);
 
     /* Recompute and redraw.  `fromTSlider`: keep the T slider where the pointer is;
        `typing`: leave the number input being edited as the reader wrote it. */
@@ -341,7 +346,7 @@
     }
 
     function draw(b, d) {
-      // The content box: a canvas wider than it would be squeezed by max-width, and distorted.
+      drawnWidth = root.clientWidth;
       var style = getComputedStyle(root);
       var W = Math.max(240, Math.floor(root.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)));
       var wide = W >= 600, cols = wide ? 3 : 1, left = 46, gap = wide ? 18 : 0, right = 16;
@@ -350,7 +355,9 @@
       var H = curveRows * rowH + (samples ? sampleH + 34 : 0);
       var ratio = window.devicePixelRatio || 1;
       canvas.width = Math.round(W * ratio); canvas.height = Math.round(H * ratio);
-      canvas.style.width = W + "px"; canvas.style.height = H + "px";
+      // CSS scales the canvas to its box (width 100%, height from the aspect ratio), so a
+      // box that narrows before the next redraw shrinks the picture instead of distorting it.
+      canvas.style.width = "100%"; canvas.style.maxWidth = W + "px"; canvas.style.height = "auto";
       var ctx = canvas.getContext("2d");
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
       ctx.clearRect(0, 0, W, H);
