@@ -16,7 +16,7 @@ import sympy as sp
 import torch
 
 from ddpm_lite.book import symbolic as S
-from ddpm_lite.book.display import COLUMN_EM, display_latex, latex_width, terms_latex
+from ddpm_lite.book.display import COLUMN_EM, book_latex, display_latex, latex_width, terms_latex
 from ddpm_lite.book.plotting import BOOK_STYLE, COLUMN_WIDTH, new_figure, show_digits, use_book_style
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
@@ -73,9 +73,14 @@ def test_a_long_identity_is_broken_into_lines_that_fit(step):
     text = " ".join(rows)
     for side in (step.lhs, step.rhs):
         for term in sp.Add.make_args(sp.sympify(side)):
-            body = sp.latex(-term if term.could_extract_minus_sign() else term)
+            body = book_latex(-term if term.could_extract_minus_sign() else term)
             assert body in text, f"term {body[:40]}… missing"
     assert sum(r.count("&=") for r in rows) == 1
+
+
+def test_epsilon_prints_as_the_books_epsilon():
+    assert book_latex(S.eps - S.eps_theta) == r"\varepsilon - \varepsilon_{\theta}"
+    assert r"\epsilon" not in display_latex(S.eps, "=", S.eps_theta)
 
 
 def test_terms_carry_their_signs():

@@ -15,13 +15,14 @@ import re
 
 import sympy as sp
 
-__all__ = ["latex_width", "terms_latex", "display_latex", "COLUMN_EM"]
+__all__ = ["latex_width", "book_latex", "terms_latex", "display_latex", "COLUMN_EM"]
 
 #: Width budget of one display line, in em: the 688 px column holds ~34 em of displayed
 #: math (about 20 px per em); a few em stay free for the margins.
 COLUMN_EM = 30.0
 
 _CMD = re.compile(r"\\([A-Za-z]+|.)")
+_EPSILON = re.compile(r"\\epsilon(?![A-Za-z])")
 _ZERO = {"left", "right", "mathcal", "displaystyle", "limits", "begin", "end"}
 _WORDS = {"log": 1.5, "exp": 1.6, "quad": 1.0, "qquad": 2.0, "cdot": 0.5, "mid": 0.8}
 _SPACES = {",": 0.17, ";": 0.28, ":": 0.22, "!": -0.17, " ": 0.25}
@@ -85,15 +86,20 @@ def latex_width(latex: str) -> float:
     return w
 
 
+def book_latex(expr: sp.Expr) -> str:
+    """``sp.latex`` in the book's notation: ε is ``\\varepsilon`` (sympy prints ``\\epsilon``, ϵ)."""
+    return _EPSILON.sub(r"\\varepsilon", sp.latex(expr))
+
+
 def terms_latex(expr: sp.Expr) -> list[str]:
     """LaTeX of ``expr`` cut into its top-level terms, each carrying its sign (but the first)."""
     expr = sp.sympify(expr)
     if not isinstance(expr, sp.Add):
-        return [sp.latex(expr)]
+        return [book_latex(expr)]
     out = []
     for k, term in enumerate(expr.as_ordered_terms()):
         negative = term.could_extract_minus_sign()
-        body = sp.latex(-term if negative else term)
+        body = book_latex(-term if negative else term)
         out.append(("- " if negative else "" if k == 0 else "+ ") + body)
     return out
 
@@ -116,7 +122,7 @@ def display_latex(lhs: sp.Expr, relation: str, rhs: sp.Expr, budget: float = COL
     left side gets lines of its own first.  A single term wider than the budget (a big
     fraction) cannot be broken here and keeps its width.
     """
-    left, right = sp.latex(lhs), sp.latex(rhs)
+    left, right = book_latex(lhs), book_latex(rhs)
     if latex_width(f"{left} {relation} {right}") <= budget:
         return f"{left} {relation} {right}"
     indent = r"\quad "
