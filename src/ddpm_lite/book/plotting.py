@@ -30,6 +30,7 @@ __all__ = [
     "BOOK_STYLE",
     "use_book_style",
     "show_digits",
+    "show_points",
     "new_figure",
     "png_bytes",
     "image_grid",
@@ -136,18 +137,30 @@ def png_bytes(fig: Figure, compress_level: int = 1, *, draw: bool = True) -> byt
     return buf.getvalue()
 
 
+def show_points(ax, points: torch.Tensor | np.ndarray, title: str = "", size: float = 1.0) -> None:
+    """Scatter standardized 2-D points on ``ax`` in the book's fixed window (:data:`POINT_LIMITS`).
+
+    Every point cloud in the book uses this, so data, samples and chain states share one
+    scale; the panel gets a full, light frame and no ticks.
+    """
+    x = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)
+    ax.scatter(x[:, 0], x[:, 1], s=size, alpha=0.4, color="tab:blue", rasterized=True, linewidths=0)
+    ax.set_xlim(*POINT_LIMITS)
+    ax.set_ylim(*POINT_LIMITS)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set(visible=True, color="0.75")
+    if title:
+        ax.set_title(title)
+
+
 def _draw_state(ax, x: torch.Tensor) -> None:
     """One state of a chain: a scatter for 2-D points, a 4-wide grid for images."""
     x = x.detach().cpu()
     if x.dim() == 2:
-        ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4, color="tab:blue", rasterized=True)
-        ax.set_xlim(*POINT_LIMITS)
-        ax.set_ylim(*POINT_LIMITS)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():  # a full, light frame: the panel is a window
-            spine.set(visible=True, color="0.75")
+        show_points(ax, x)
     else:
         show_digits(ax, x[:16], ncols=4)
 
