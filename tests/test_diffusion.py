@@ -415,3 +415,22 @@ def test_weights_differ_only_near_t1():
     ratio = eps_loss_weight(schedule, "beta_tilde")[2:] / eps_loss_weight(schedule, "beta")[2:]
     assert ratio[0] > 1.9 and abs(ratio[-1] - 1) < 1e-4
     assert np.all(np.diff(ratio) < 0)
+
+
+def test_config_round_trip_keeps_custom_betas_and_settings():
+    """config()/from_config() is the one serialisation: an arbitrary β array comes back bit for bit."""
+    import json
+
+    betas = np.geomspace(1e-4, 0.3, 37)[::-1].copy()  # decreasing: no named schedule makes it
+    d = GaussianDiffusion(NoiseSchedule(betas), variance="beta_tilde", num_levels=17)
+    back = GaussianDiffusion.from_config(json.loads(json.dumps(d.config())))
+    assert np.array_equal(back.schedule.betas, d.schedule.betas)
+    assert (back.variance, back.num_levels, back.T) == ("beta_tilde", 17, 37)
+    edited = d.config() | {"betas_sha256": "0" * 16}
+    with pytest.raises(ValueError, match="checksum"):
+        GaussianDiffusion.from_config(edited)
+    legacy = {k: v for k, v in GaussianDiffusion(NoiseSchedule.cosine(50)).config().items() if k != "betas"}
+    assert np.array_equal(GaussianDiffusion.from_config(legacy).schedule.betas, NoiseSchedule.cosine(50).betas)
+    with pytest.deprecated_call():
+        from ddpm_lite.training import diffusion_config
+        assert diffusion_config(d) == d.config()

@@ -37,11 +37,19 @@ from .diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
 from .plumbing import resolve_device
 from .train_state import TrainState, data_fingerprint, ema_decay_at
 
-__all__ = ["train", "TrainResult", "TrainState", "ema_decay_at", "resolve_device", "AmpKind", "AMP_KINDS"]
+__all__ = ["train", "TrainResult", "TrainState", "ema_decay_at", "resolve_device", "AmpKind", "AMP_KINDS",
+           "diffusion_config"]
 
 #: Mixed-precision choices for :func:`train` (used on CUDA only).
 AmpKind = Literal["bf16", "fp16"]
 AMP_KINDS: tuple[str, ...] = get_args(AmpKind)
+
+
+def diffusion_config(diffusion: GaussianDiffusion) -> dict:
+    """Deprecated since 0.2.0: use ``diffusion.config()`` (which also stores the betas)."""
+    warnings.warn("ddpm_lite.training.diffusion_config is deprecated; use GaussianDiffusion.config().",
+                  DeprecationWarning, stacklevel=2)
+    return diffusion.config()
 
 
 @dataclass
