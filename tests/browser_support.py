@@ -113,15 +113,19 @@ document.querySelectorAll('div.math').forEach((d) => {
   const eq = d.querySelector('.eqno');
   const eqw = eq ? eq.getBoundingClientRect().width : 0;
   const col = d.parentElement.getBoundingClientRect();
+  // The room the math has is its container's (MathJax's box scrolls when the math is wider).
+  const room = d.querySelector('mjx-container').clientWidth;
   out.displays.push({id: label(d), width: px(math), eqno: Math.round(eqw),
-                     available: px(box) - Math.round(eqw), column: px(col)});
+                     available: room, column: px(col)});
   if (eq) {
     const e = eq.getBoundingClientRect();
     const c = d.querySelector('mjx-container').getBoundingClientRect();
     // The math is visible only inside its container; it overlaps the number if the
-    // visible parts of the two boxes intersect.
+    // visible part of the math and the number's box intersect (in both directions).
     const visRight = Math.min(math.right, c.right), visLeft = Math.max(math.left, c.left);
-    if (visRight > e.left + 0.5 && visLeft < e.right - 0.5) out.eqno_overlaps.push(label(d));
+    const visBottom = Math.min(math.bottom, c.bottom), visTop = Math.max(math.top, c.top);
+    if (visRight > e.left + 0.5 && visLeft < e.right - 0.5
+        && visBottom > e.top + 0.5 && visTop < e.bottom - 0.5) out.eqno_overlaps.push(label(d));
   }
 });
 const scrolls = (el) => el.scrollWidth > el.clientWidth + 1;

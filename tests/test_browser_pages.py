@@ -92,6 +92,7 @@ def test_nothing_is_clipped_at_390px(browse, page):
     assert layout["page_width"] <= layout["viewport"], (
         f"the page scrolls sideways on a phone: {layout['page_width']} px in a {layout['viewport']} px window")
     assert not layout["wide"], f"content cut off at 390 px (element, px, box px): {layout['wide']}"
+    assert not layout["eqno_overlaps"], f"equation numbers over the math at 390 px: {layout['eqno_overlaps']}"
 
 
 @pytest.mark.parametrize("page", PAGES)
