@@ -32,7 +32,7 @@ Every chapter is seeded: running all cells reproduces the outputs below (timings
 #: Assets Jupyter Book adds to every page → a test on the page's HTML body that says
 #: the page needs them.
 OPTIONAL_ASSETS = {
-    "sphinx-thebe": lambda body: "thebe" in body,
+    "sphinx-thebe": lambda body: False,  # launch buttons (and so thebe) are off in _config.yml
     "sphinx-design": lambda body: 'class="sd-' in body or " sd-" in body,
     "design-tabs": lambda body: 'class="sd-' in body or " sd-" in body,
     "togglebutton": lambda body: "toggle-hidden" in body or "dropdown admonition" in body
