@@ -184,6 +184,7 @@ if __name__ == "__main__":  # pragma: no cover - a helper for taking screenshots
     ap.add_argument("--out", default=str(ROOT / "_build" / "screenshots"))
     ap.add_argument("--html", default=str(HTML))
     ap.add_argument("--no-shots", action="store_true")
+    ap.add_argument("--summary", action="store_true", help="print counts per width instead of the JSON")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,4 +207,21 @@ if __name__ == "__main__":  # pragma: no cover - a helper for taking screenshots
                         d.save_screenshot(str(out / f"{name}@{width}.png"))
                         d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
                             "width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": width < 600})
-    print(json.dumps(report))
+    if not args.summary:
+        print(json.dumps(report))
+    else:
+        totals: dict = {}
+        for key, m in report.items():
+            t = totals.setdefault(key.rsplit("@", 1)[1], dict.fromkeys(
+                ("displays", "too_wide", "code", "code_scrolls", "outputs", "outputs_scroll",
+                 "eqno_overlaps", "clipped", "pages_scrolling_sideways"), 0))
+            t["displays"] += len(m["displays"])
+            t["too_wide"] += sum(d["width"] > d["available"] + 1 for d in m["displays"])
+            t["code"] += len(m["code"])
+            t["code_scrolls"] += sum(c["scroll"] > c["client"] + 1 for c in m["code"])
+            t["outputs"] += len(m["outputs"])
+            t["outputs_scroll"] += sum(c["scroll"] > c["client"] + 1 for c in m["outputs"])
+            t["eqno_overlaps"] += len(m["eqno_overlaps"])
+            t["clipped"] += len(m["wide"])
+            t["pages_scrolling_sideways"] += m["page_width"] > m["viewport"]
+        print(json.dumps(totals, indent=1))
