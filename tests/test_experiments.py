@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
 from ddpm_lite.book.experiments import (
+    code_excerpt,
+    confident_share,
     code_of,
     digits_eps_model,
     pixel_categorical_bpd,
@@ -67,6 +69,36 @@ def test_code_of_strips_the_docstring():
     assert '"""' not in src and "return" in src
     with pytest.raises(ValueError):
         code_of(42)
+
+
+def test_code_excerpt_is_the_marked_lines_of_the_source():
+    import inspect
+
+    from ddpm_lite import sampling
+
+    text = code_excerpt(sampling.ancestral_sample, "for t in range(T, 0, -1)", "x.add_(noise()")
+    head, *body = text.splitlines()
+    lines, first = inspect.getsourcelines(sampling.ancestral_sample)
+    lo, hi = (int(n) for n in head.rsplit("lines ", 1)[1].split("-"))
+    # The excerpt is exactly those file lines, dedented, and starts and stops at the markers.
+    assert [b.strip() for b in body] == [line.strip() for line in lines[lo - first:hi - first + 1]]
+    assert body[0].startswith("for t in range(T, 0, -1)") and "x.add_(noise()" in body[-1]
+    assert "checks." not in text  # the argument checks before the loop are left out
+    with pytest.raises(ValueError, match="update the excerpt markers"):
+        code_excerpt(sampling.ancestral_sample, "no such line", "x")
+
+
+def test_confident_share_separates_digits_from_noise():
+    from ddpm_lite.data import digits
+
+    real = confident_share(digits("test"))
+    noise = confident_share(torch.randn(300, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
+    # The classifier is ≈ 97 % accurate on test digits, so most of them must be confident;
+    # for unstructured noise a confident vote would be a broken classifier.
+    assert real > 0.85 and noise < 0.5 * real
+    assert confident_share(digits("test"), level=0.0) == 1.0
+    with pytest.raises(ValueError, match="shape"):
+        confident_share(torch.zeros(3, 8, 8))
 
 
 def test_digits_mlp_keeps_image_shape():

@@ -25,8 +25,10 @@ __all__ = [
     "scaled_linear_schedule",
     "digits_eps_model",
     "code_of",
+    "code_excerpt",
     "pixel_categorical_bpd",
     "sample_images",
+    "confident_share",
     "ExperimentResult",
     "train_and_evaluate",
 ]
@@ -78,6 +80,29 @@ def code_of(func: object) -> str:
     return src
 
 
+def code_excerpt(func: object, start: str, stop: str) -> str:
+    """The contiguous lines of ``func``'s source from the first containing ``start`` to the
+    next containing ``stop`` (both included), dedented, under a comment naming where they are.
+
+    For showing the few lines that implement a formula next to it, without the argument
+    checks around them.  Raises ``ValueError`` when a marker is not found, so a chapter
+    whose excerpt no longer matches the package fails to build instead of showing stale code.
+    """
+    lines, first = inspect.getsourcelines(func) if callable(func) else ([], 0)
+    if not lines:
+        raise ValueError(f"cannot read the source of {func!r}")
+    try:
+        i = next(k for k, line in enumerate(lines) if start in line)
+        j = next(k for k in range(i, len(lines)) if stop in lines[k])
+    except StopIteration:
+        raise ValueError(f"{func.__qualname__}: no lines from {start!r} to {stop!r}; "
+                         "update the excerpt markers to the current source.") from None
+    path = inspect.getsourcefile(func) or "?"
+    where = path[path.rfind("ddpm_lite"):] if "ddpm_lite" in path else path
+    body = textwrap.dedent("".join(lines[i:j + 1])).rstrip("\n")
+    return f"# {func.__qualname__}, {where} lines {first + i}-{first + j}\n{body}"
+
+
 def pixel_categorical_bpd(train_levels: torch.Tensor, test_levels: torch.Tensor, num_levels: int,
                           pseudocount: float = 1.0) -> float:
     """Bits/dim on ``test`` of independent per-pixel categoricals fitted on ``train``.
@@ -113,6 +138,25 @@ def sample_images(diffusion: GaussianDiffusion, model: nn.Module, n: int, seed: 
     if sampler == "ancestral":
         return diffusion.sample(model, (n, 1, 8, 8), generator=g)
     return diffusion.ddim_sample(model, (n, 1, 8, 8), steps=ddim_steps, generator=g)
+
+
+def confident_share(images: torch.Tensor, level: float = 0.9) -> float:
+    """Share of 8×8 digit images that the FD's classifier puts in one class with probability ≥ ``level``.
+
+    The classifier is :func:`ddpm_lite.metrics.digit_classifier` (trained on the train split,
+    ≈ 97 % test accuracy); images are model-range (N, 1, 8, 8), clamped to [−1, 1] first.
+    A second, readable measure of sample quality next to the FD: real test digits score
+    about 0.96 at ``level`` = 0.9, unstructured noise close to 0.
+    """
+    from ..metrics import digit_classifier
+
+    checks.number("level", level, 0.0, 1.0)
+    x = torch.as_tensor(images).detach().cpu().float()
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 8, 8):
+        raise ValueError(f"images must have shape (N, 1, 8, 8), got {tuple(x.shape)}.")
+    with torch.no_grad():
+        p = digit_classifier()(x.clamp(-1.0, 1.0)).softmax(1)
+    return float((p.max(1).values >= level).float().mean())
 
 
 # ---------------------------------------------------------------------------- one controlled experiment

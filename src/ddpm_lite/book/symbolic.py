@@ -24,6 +24,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import sympy as sp
 
+from .display import display_latex
+
 __all__ = [
     # symbols and relations
     "alpha_t", "alpha_prev", "abar_prev", "beta_t", "abar_t", "sigma2", "x_0", "x_t", "x_prev",
@@ -103,7 +105,7 @@ class Step:
                     else f'<span class="math notranslate nohighlight">\\({body}\\)</span>')
 
         relation = "=" if self.holds else r"\neq"
-        eq = math(f"{sp.latex(self.lhs)} {relation} {sp.latex(self.rhs)}", True)
+        eq = math(display_latex(self.lhs, relation, self.rhs), True)  # broken to fit the column
         if self.holds:
             return f"<p><strong>{html.escape(self.name)}</strong>: holds (sympy).</p>{eq}"
         point = ", ".join(math(f"{sp.latex(k)} = {sp.latex(v)}", False) for k, v in self.counterexample.items())
