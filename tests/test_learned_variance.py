@@ -225,3 +225,23 @@ def test_learned_variance_checkpoint_round_trips_and_resumes_bitwise(tmp_path):
     gen = torch.Generator
     assert diffusion.bits_per_dim(model, x, generator=gen().manual_seed(0))["total"] == pytest.approx(
         d.bits_per_dim(resumed.ema_model, x, generator=gen().manual_seed(0))["total"], rel=0, abs=0)
+
+
+def test_baselines_order_and_values():
+    from ddpm_lite.baselines import autoregressive_bpd, per_pixel_bpd, uniform_bpd
+    from ddpm_lite.data import from_model_range
+
+    tr = from_model_range(digits("train"), DIGITS_LEVELS).long().flatten(1)
+    te = from_model_range(digits("test"), DIGITS_LEVELS).long().flatten(1)
+    assert uniform_bpd(17) == pytest.approx(math.log2(17))
+    per_pixel = per_pixel_bpd(tr, te, DIGITS_LEVELS)
+    # Independent pixels cannot be worse than uniform by more than the add-one cost, and
+    # the digits' blank borders make them far better.
+    assert per_pixel < uniform_bpd(17) - 1.0
+    ar = autoregressive_bpd(tr[:400], te[:100], DIGITS_LEVELS, max_iter=30)
+    assert ar < per_pixel_bpd(tr[:400], te[:100], DIGITS_LEVELS)  # neighbours carry information
+    # On constant data the per-pixel model is nearly certain: −log₂((N + 1)/(N + K)) per pixel.
+    const = torch.zeros(10, 4, dtype=torch.long)
+    assert per_pixel_bpd(const, const, 3) == pytest.approx(-math.log2(11 / 13))
+    with pytest.raises(ValueError, match="levels outside"):
+        per_pixel_bpd(const + 5, const, 3)
