@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=_positive_int, help="total optimizer steps (counting resumed ones)")
     tr.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     tr.add_argument("--schedule", default="linear", choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
+    tr.add_argument("--variance", default="beta", choices=("beta", "beta_tilde", "learned"),
+                    help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
+    tr.add_argument("--loss", default="simple", choices=("simple", "vb", "hybrid"), help="objective (default simple)")
     tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
     tr.add_argument("--seed", type=int, default=0, help="seed of model init, batch order and noise (default 0)")
     tr.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
@@ -188,9 +191,9 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
         raise ValueError(f"--out {str(args.out)!r} is a file; it must be a run directory.")
     data, meta = load_dataset(args.data, args.image_size, args.mode)
     schedule = NoiseSchedule.from_name(args.schedule, args.T)
-    diffusion = GaussianDiffusion(schedule, num_levels=meta["num_levels"])
+    diffusion = GaussianDiffusion(schedule, variance=args.variance, num_levels=meta["num_levels"])
     torch.manual_seed(args.seed)
-    model = default_model(tuple(data.shape), T=args.T)
+    model = default_model(tuple(data.shape), T=args.T, learn_sigma=args.variance == "learned")
     small = data.dim() == 2 or min(data.shape[-2:]) < 16
     lr = args.lr if args.lr is not None else (2e-3 if small else 1e-3)
     if ddp.is_main:
@@ -208,7 +211,7 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     result = train(model, diffusion, data, steps=args.steps, seconds=args.seconds, batch_size=args.batch_size,
                    lr=lr, device=device, amp=args.amp, checkpoint_dir=args.out,
                    checkpoint_every=args.checkpoint_every, seed=args.seed, progress=not args.no_progress,
-                   log_every=args.log_every, metadata=meta, callback=report)
+                   log_every=args.log_every, loss_kind=args.loss, metadata=meta, callback=report)
     if not ddp.is_main:
         return 130 if result.interrupted else 0
     summary = {"steps": result.steps, "seconds": round(result.seconds, 2),

@@ -35,6 +35,7 @@ from . import checks, distributed
 from .checkpoint import has_checkpoint
 from .diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
 from .plumbing import resolve_device
+from .resample import ImportanceSampler
 from .train_state import TrainState, data_fingerprint, ema_decay_at
 
 __all__ = ["train", "TrainResult", "TrainState", "ema_decay_at", "resolve_device", "AmpKind", "AMP_KINDS",
@@ -122,6 +123,7 @@ def train(
     progress: bool = True,
     log_every: int = 100,
     loss_kind: LossKind = "simple",
+    t_sampler: ImportanceSampler | None = None,
     metadata: dict | None = None,
     callback: Callable[[str, int, dict], None] | None = None,
 ) -> TrainResult:
@@ -173,6 +175,10 @@ def train(
         Read the running loss (a host sync) every this many steps (default 100).
     loss_kind:
         ``"simple"`` (default), ``"vb"`` or ``"hybrid"`` (see :meth:`GaussianDiffusion.training_losses`).
+    t_sampler:
+        An :class:`ddpm_lite.resample.ImportanceSampler` to draw t for ``"vb"``/``"hybrid"``
+        (default None: uniform t).  Its history is not checkpointed: a resumed run restarts
+        it (uniform until it has warmed up again).
     metadata:
         Free-form JSON-able dict stored in the checkpoint (e.g. the dataset name).
     callback:
@@ -222,8 +228,10 @@ def train(
     resumed = ckpt_dir is not None and resume and has_checkpoint(ckpt_dir)
     if resumed:
         metadata = {**state.restore(ckpt_dir, config), **(metadata or {})}
+    if t_sampler is not None and (ddp.enabled or loss_kind == "simple"):
+        raise ValueError("t_sampler needs loss_kind 'vb' or 'hybrid' and a single process (no torchrun).")
     step_fn = _make_step(state, diffusion, data, batch_size=batch_size, loss_kind=loss_kind, amp=amp,
-                         compile=compile, grad_clip=grad_clip, ddp=ddp)
+                         compile=compile, grad_clip=grad_clip, ddp=ddp, t_sampler=t_sampler)
 
     def save() -> None:
         if ckpt_dir is None:
@@ -243,7 +251,7 @@ def train(
 
 def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tensor, *, batch_size: int,
                loss_kind: LossKind, amp: AmpKind | None, compile: bool, grad_clip: float | None,
-               ddp: distributed.DistInfo) -> Callable[[], torch.Tensor]:
+               ddp: distributed.DistInfo, t_sampler: ImportanceSampler | None = None) -> Callable[[], torch.Tensor]:
     """One optimizer step as a closure: Algorithm 1's lines 2–5 for a batch; returns the loss (on the device)."""
     dev = data.device
     if ddp.enabled:
@@ -268,7 +276,8 @@ def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tens
             x0, t, noise = x0[rank_slice], t[rank_slice], noise[rank_slice]
         with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss = diffusion.training_losses(forward, x0, kind=loss_kind, t=t, noise=noise,
-                                             generator=state.generator, check_inputs=False)["loss"].float().mean()
+                                             generator=state.generator, check_inputs=False,
+                                             t_sampler=t_sampler)["loss"].float().mean()
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
