@@ -27,7 +27,7 @@ LIBRARY_FLOORS = {
     "forward": 2, "metrics": 2, "distributed": 2, "train_state": 2,
     "reverse": 3,
     "sampling": 4, "solvers": 4.5,
-    "diffusion": 5,
+    "diffusion": 5, "fast_step": 5.5,
     "training": 6,
     "cli": 7, "__main__": 8, "__init__": 8,
 }
