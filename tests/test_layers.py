@@ -26,8 +26,8 @@ LIBRARY_FLOORS = {
     "schedule": 1, "gaussian": 1, "checkpoint": 1, "data": 1, "models": 1, "resample": 1,
     "forward": 2, "metrics": 2, "distributed": 2, "train_state": 2, "baselines": 2,
     "reverse": 3,
-    "sampling": 4,
-    "diffusion": 5,
+    "sampling": 4, "solvers": 4.5,
+    "diffusion": 5, "fast_step": 5.5,
     "training": 6,
     "cli": 7, "__main__": 8, "__init__": 8,
 }

@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-from . import checks, sampling
+from . import checks, sampling, solvers
 from .plumbing import EpsModel, check_eps_model, check_generator, randn
 from .resample import ImportanceSampler
 from .reverse import VARIANCE_KINDS, ReverseProcess, VarianceKind, eps_loss_weight
@@ -205,6 +205,16 @@ class GaussianDiffusion(ReverseProcess):
         """
         return sampling.ddim_sample(self, eps_model, shape, steps=steps, eta=eta, generator=generator,
                                     device=device, dtype=dtype)
+
+    def dpm_solver_sample(self, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 20, order: int = 2,
+                          spacing: solvers.SpacingKind = "logsnr", generator: torch.Generator | None = None,
+                          device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Few-step deterministic sampling with DPM-Solver++(2M) (Lu et al. 2022); ``order=1`` is DDIM.
+
+        See :func:`ddpm_lite.solvers.dpm_solver_sample` for the update and the options.
+        """
+        return solvers.dpm_solver_sample(self, eps_model, shape, steps=steps, order=order, spacing=spacing,
+                                         generator=generator, device=device, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"GaussianDiffusion({self.schedule!r}, variance={self.variance!r}, num_levels={self.num_levels})"

@@ -158,7 +158,9 @@ def train(
         ``None`` (default, full precision), ``"bf16"`` or ``"fp16"``: autocast on CUDA only (fp16
         with a gradient scaler).  Elsewhere a warning is issued and full precision used.
     compile:
-        Run the training forward pass through ``torch.compile`` (default False).
+        Compile the step with ``torch.compile`` (default False): for L_simple in full precision
+        on one process the whole step, forward, backward and AdamW (:mod:`ddpm_lite.fast_step`,
+        with an eager fallback), otherwise the forward pass only.
     checkpoint_dir:
         Where to write checkpoints (see :mod:`ddpm_lite.checkpoint`); None (default) writes none.
         With ``resume=True`` an existing checkpoint there is loaded and training continues
@@ -293,6 +295,10 @@ def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tens
             opt.step()
         return loss.detach()
 
+    if compile and not ddp.enabled and autocast_dtype is None and loss_kind == "simple":
+        from .fast_step import make_compiled_step  # the whole step compiled: forward, backward, AdamW
+
+        return make_compiled_step(state, diffusion, data, batch_size=batch_size, grad_clip=grad_clip)
     return step
 
 
