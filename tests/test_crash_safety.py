@@ -136,3 +136,73 @@ def test_ctrl_c_saves_the_step_reached_and_resumes_exactly(tmp_path, reference):
     # Resuming (in this process, one thread as in the subprocess) finishes the same run.
     _train_in_process(out)
     assert_same_weights(load_checkpoint(out), reference)
+
+
+# ---------------------------------------------------------------------------- issue 10: runs never destroy work
+from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
+from ddpm_lite.data import swiss_roll  # noqa: E402
+from ddpm_lite.models import MLPDenoiser  # noqa: E402
+from ddpm_lite.training import train  # noqa: E402
+
+
+class NaNFromCall(MLPDenoiser):
+    """Returns NaN from its ``at``-th forward pass on, as a diverging step does (one pass per step)."""
+
+    at, calls = 8, 0
+
+    def forward(self, xt, t):
+        type(self).calls += 1
+        out = super().forward(xt, t)
+        return out * float("nan") if type(self).calls >= self.at else out
+
+
+def _nan_run(out, **kw):
+    torch.manual_seed(0)
+    NaNFromCall.calls = 0
+    kw = {"steps": 40, "batch_size": 32, "checkpoint_every": 5, "log_every": 50, **kw}
+    return train(NaNFromCall(hidden=16, depth=1, T=50), GaussianDiffusion(NoiseSchedule.linear(50), num_levels=None),
+                 swiss_roll(256), checkpoint_dir=out, progress=False, device="cpu", **kw)
+
+
+def test_nan_between_saves_keeps_the_last_good_checkpoint(tmp_path):
+    """NaN at step 8, saves every 5 steps and the loss read only every 50: the save at step 10 is refused."""
+    with pytest.raises(FloatingPointError, match=r"step 10.*last good checkpoint \(step 5\).*already clipped"):
+        _nan_run(tmp_path)
+    state = load_checkpoint(tmp_path)
+    assert state["step"] == 5
+    assert all(bool(torch.isfinite(v).all()) for part in ("model", "ema") for v in state[part].values())
+
+
+def test_nan_before_the_final_save_saves_nothing(tmp_path):
+    """The end-of-budget save is checked too: NaN at step 8, budget 12 steps, saves every 100."""
+    with pytest.raises(FloatingPointError, match="nothing was saved"):
+        _nan_run(tmp_path, steps=12, checkpoint_every=100)
+    assert not has_checkpoint(tmp_path)
+
+
+def test_divergence_hint_names_grad_clip_only_when_it_is_off(tmp_path):
+    with pytest.raises(FloatingPointError, match=r"grad_clip=1\.0"):
+        _nan_run(tmp_path, grad_clip=None)
+
+
+def test_cli_diverging_run_exits_nonzero_and_saves_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--data", "digits", "--steps", "30", "--T", "50", "--lr", "1e30", "--log-every", "1000",
+               "--checkpoint-every", "5", "--no-progress", "--device", "cpu", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc != 0
+    assert "NaN" not in captured.out  # no summary with an invalid NaN literal
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "NaN or inf" in last and "lower lr" in last
+    assert "enable grad_clip" not in last  # clipping is on by default: the hint must not say otherwise
+    assert not has_checkpoint(out)
+
+
+def test_cli_json_has_no_nan_literal(capsys):
+    import json
+
+    from ddpm_lite.cli import _print_json
+
+    _print_json({"final_loss": float("nan"), "bounds": [1.0, float("inf")], "nested": {"x": -float("inf")}})
+    line = capsys.readouterr().out
+    assert json.loads(line) == {"final_loss": None, "bounds": [1.0, None], "nested": {"x": None}}

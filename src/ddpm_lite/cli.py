@@ -147,12 +147,35 @@ def load_run(run: Path, device: str = "auto"):
 
     dev = resolve_device(device)
     state = load_checkpoint(run)
+    import torch
+
+    if not all(bool(torch.isfinite(v).all()) for v in state["ema"].values() if v.is_floating_point()):
+        # Written before every save was checked: refuse rather than draw black images or NaN bounds.
+        raise ValueError(f"the weights in run {str(run)!r} are NaN or inf (the run diverged); retrain with a lower --lr.")
     model = build_model(state["config"]["model"])
     model.load_state_dict(state["ema"])
     return model.to(dev).eval(), GaussianDiffusion.from_config(state["config"]["diffusion"]), state, dev
 
 
 # ---------------------------------------------------------------------------- commands
+def _finite_or_none(value: object) -> object:
+    """JSON has no NaN or inf: such floats become null (nested dicts and lists included)."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _print_json(obj: dict) -> None:
+    """One line of strictly valid JSON on stdout (``allow_nan=False`` guards the promise)."""
+    print(json.dumps(_finite_or_none(obj), allow_nan=False))
+
+
 def _log_line(message: str) -> None:
     """One line on stderr, flushed at once (and printed above a tqdm bar, not through it)."""
     from tqdm.auto import tqdm
@@ -219,7 +242,7 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
                "steps_per_second": round(result.steps_per_second, 2),
                "final_loss": result.losses[-1][1] if result.losses else None, "out": str(args.out),
                "interrupted": result.interrupted, "device": str(result.device)}
-    print(json.dumps(summary))
+    _print_json(summary)
     if result.interrupted:
         print(f"interrupted: checkpoint saved in {args.out}; run the same command to resume.", file=sys.stderr)
         return 130
@@ -286,7 +309,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     npy = args.out.with_suffix(".npy")
     atomic_write_bytes(npy, buf.getvalue())
     atomic_write_bytes(args.out, png)
-    print(json.dumps({"png": str(args.out), "npy": str(npy), "shape": list(x.shape), "sampler": args.sampler}))
+    _print_json({"png": str(args.out), "npy": str(npy), "shape": list(x.shape), "sampler": args.sampler})
     return 0
 
 
@@ -312,7 +335,7 @@ def cmd_bpd(args: argparse.Namespace) -> int:
            "num_levels": diffusion.num_levels, "steps_trained": state["step"]}
     if diffusion.num_levels is None:
         out["note"] = "continuous data: a differential bound (can be negative), not a code length"
-    print(json.dumps(out))
+    _print_json(out)
     return 0
 
 

@@ -235,20 +235,52 @@ def train(
     step_fn = _make_step(state, diffusion, data, batch_size=batch_size, loss_kind=loss_kind, amp=amp,
                          compile=compile, grad_clip=grad_clip, ddp=ddp, t_sampler=t_sampler)
 
+    last_good = [state.step if resumed else None]  # step of the newest checkpoint on disk
+
     def save() -> None:
+        # Every save (periodic, end of budget, Ctrl-C/SIGTERM) and the end of a run without
+        # checkpoints checks the weights first: a NaN step must never replace a good checkpoint.
+        # Every rank holds the same weights, so every rank raises together under torchrun.
+        _check_finite(state, lr=lr, grad_clip=grad_clip, ckpt_dir=ckpt_dir, last_good=last_good[0])
         if ckpt_dir is None:
             return
         if ddp.is_main:  # every rank holds the same state; one writer
             state.save(ckpt_dir, config, metadata)
             if callback is not None:
                 callback("checkpoint", state.step, {"dir": ckpt_dir})
+        last_good[0] = state.step
         distributed.barrier(ddp, dev)  # no rank runs ahead (or exits) while rank 0 writes
 
     progress = progress and ddp.is_main
     return _loop(state, step_fn, save, steps=steps, seconds=seconds, ema_decay=ema_decay, log_every=log_every,
-                 checkpoint_every=checkpoint_every, saved_step=state.step if resumed else -1, lr=lr,
+                 checkpoint_every=checkpoint_every, saved_step=state.step if resumed else -1, lr=lr, grad_clip=grad_clip,
                  progress=progress, callback=callback if ddp.is_main else None, ddp=ddp, dev=dev,
                  ckpt_dir=ckpt_dir)
+
+
+def _divergence_hint(lr: float, grad_clip: float | None) -> str:
+    """What to change when training produced NaN/inf: the step size first (clipping is on by default)."""
+    if grad_clip is None:
+        return f"lower lr (now {lr}) or turn gradient clipping back on (grad_clip=1.0)."
+    return f"lower lr (now {lr}); gradients are already clipped to norm {grad_clip}, so the step size is the likely cause."
+
+
+def _kept(ckpt_dir: Path | None, step: int | None) -> str:
+    """The clause of a divergence error that says which checkpoint is left untouched."""
+    if ckpt_dir is None:
+        return " (no checkpoint_dir: nothing was saved)"
+    if step is None or step < 0:
+        return f"; nothing was saved in {str(ckpt_dir)!r}"
+    return f"; the last good checkpoint (step {step}) in {str(ckpt_dir)!r} is kept"
+
+
+def _check_finite(state: TrainState, *, lr: float, grad_clip: float | None, ckpt_dir: Path | None,
+                  last_good: int | None) -> None:
+    """Raise FloatingPointError unless every weight and EMA weight is finite (one host sync)."""
+    tensors = [*state.params, *state.ema_params]
+    if tensors and not bool(torch.stack([torch.isfinite(p).all() for p in tensors]).all()):
+        raise FloatingPointError(f"the weights became NaN or inf by step {state.step}, so they were not saved"
+                                 f"{_kept(ckpt_dir, last_good)}; {_divergence_hint(lr, grad_clip)}")
 
 
 def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tensor, *, batch_size: int,
@@ -304,7 +336,7 @@ def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tens
 
 def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable[[], None], *, steps: int | None,
           seconds: float | None, ema_decay: float, log_every: int, checkpoint_every: int, saved_step: int,
-          lr: float, progress: bool, callback: Callable | None, ddp: distributed.DistInfo, dev: torch.device,
+          lr: float, grad_clip: float | None, progress: bool, callback: Callable | None, ddp: distributed.DistInfo, dev: torch.device,
           ckpt_dir: Path | None) -> TrainResult:
     """Repeat ``step_fn`` until the budget is spent or a stop is asked for; report and checkpoint."""
     from tqdm.auto import tqdm
@@ -337,9 +369,8 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
                     mean_loss = total / since_log  # the one host sync
                     if not math.isfinite(mean_loss):
                         # No save here: it would replace the last good checkpoint with NaN weights.
-                        raise FloatingPointError(
-                            f"the loss became {mean_loss} at step {state.step}; lower lr (now {lr}) or enable grad_clip."
-                        )
+                        raise FloatingPointError(f"the loss became {mean_loss} at step {state.step}"
+                                                 f"{_kept(ckpt_dir, saved_step)}; {_divergence_hint(lr, grad_clip)}")
                     losses.append((state.step, mean_loss))
                     bar.update(since_log)
                     bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
@@ -353,7 +384,11 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
                     interrupted = flag.stop
                     break
             if since_log:
-                losses.append((state.step, float(running) / since_log))
+                tail = float(running) / since_log
+                if not math.isfinite(tail):
+                    raise FloatingPointError(f"the loss became {tail} by step {state.step}"
+                                             f"{_kept(ckpt_dir, saved_step)}; {_divergence_hint(lr, grad_clip)}")
+                losses.append((state.step, tail))
                 bar.update(since_log)
             save_once()
     finally:
