@@ -45,7 +45,7 @@ __all__ = [
     "completing_the_square_lines", "completing_the_square_steps", "true_identity", "reference_appendix_a", "reference_mu_tilde_sqrt",
     # chapter 05
     "mu_theta_eps", "loss_weight", "loss_weight_reference", "kl_constant", "reverse_steps", "reference_loss_weight",
-    "mean_difference", "noise_prediction_lines", "noise_prediction_steps",
+    "mean_difference", "noise_prediction_lines", "noise_prediction_steps", "decoder_gaussian_at_t1",
     # every step, for the tests
     "all_steps",
 ]
@@ -499,6 +499,21 @@ def noise_prediction_steps() -> list[Step]:
     return [check_identity(name, lhs, rhs) for name, lhs, rhs in noise_prediction_lines()]
 
 
+def decoder_gaussian_at_t1() -> Step:
+    """−log N(x_0; μ_θ(x_1, 1), σ_1²) = β_1/(2σ_1² α_1 (1 − ᾱ_1)) (ε − ε_θ)² + ½ log(2πσ_1²).
+
+    At t = 1, ᾱ_1 = α_1 (ᾱ_0 = 1) and x_1 = √α_1 x_0 + √β_1 ε.  The Gaussian behind the
+    decoder L_0, in ε-form, is the same weighted noise error as every L_{t−1} (eq.
+    ``eps-weight`` at t = 1) plus a constant: why L_simple's t = 1 term stands in for L_0
+    (eq. ``l-simple``).
+    """
+    at_1 = {abar_t: alpha_t}
+    x_1 = x_t_of_eps.subs(at_1)
+    mu_1 = mu_theta_eps.subs(at_1).subs(x_t, x_1)
+    rhs = loss_weight.subs(at_1) * (eps - eps_theta) ** 2 + sp.log(2 * sp.pi * sigma2) / 2
+    return check_identity("t = 1: the decoder's Gaussian in ε-form", -log_normal(x_0, mu_1, sigma2), rhs)
+
+
 def reverse_steps() -> list[Step]:
     """The chapter-05 identities: the KL with a fixed variance, and the ε-weight."""
     kl = gaussian_kl(mu_tilde, beta_tilde, mu_theta, sigma2)
@@ -528,6 +543,6 @@ def all_steps() -> list[Step]:
     steps = [elbo_log_of_product(), log_concavity(), telescoping_product(), telescoping_sum_reference(),
              joint_both_ways(), gaussian_kl_by_integration(), kl_reference_first_line(),
              kl_corrected_first_line(), forward_step_in_x_prev(), true_identity(), reference_mu_tilde_sqrt(),
-             reference_loss_weight()]
+             reference_loss_weight(), decoder_gaussian_at_t1()]
     steps += completing_the_square_steps() + posterior_steps() + noise_prediction_steps() + reverse_steps()
     return steps + list(reference_appendix_a().values())
