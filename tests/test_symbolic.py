@@ -49,6 +49,102 @@ def test_undecidable_is_an_error_not_a_verdict():
         S.check_identity("opaque", f, 2 * f)
 
 
+def test_forced_log_expansion_cannot_prove_false_identities_for_real_symbols():
+    """expand_log(force=True) treats every log argument as positive; for real x these are false."""
+    square = S.check_identity("log of a square", sp.log(S.x_t**2), 2 * sp.log(S.x_t))
+    assert not square.holds and square.counterexample[S.x_t] < 0
+    product = S.check_identity("log of a product", sp.log(S.x_0 * S.x_t), sp.log(S.x_0) + sp.log(S.x_t))
+    assert not product.holds
+    assert product.counterexample[S.x_0] < 0 and product.counterexample[S.x_t] < 0
+    # The same identities for positive symbols are true, and still proved.
+    w, v = sp.symbols("w v", positive=True)
+    assert S.check_identity("log of a square, w > 0", sp.log(w**2), 2 * sp.log(w)).holds
+    assert S.check_identity("log of a product, w, v > 0", sp.log(w * v), sp.log(w) + sp.log(v)).holds
+
+
+def test_a_step_that_compares_an_expression_with_itself_is_refused():
+    with pytest.raises(ValueError, match="with itself"):
+        S.check_identity("tautology", S.mu_theta_eps.subs(S.eps_theta, S.eps), S.mu_tilde_eps)
+
+
+def _step_functions():
+    """Every public function of the module whose return annotation mentions Step."""
+    import inspect
+
+    for name in S.__all__:
+        obj = getattr(S, name)
+        if inspect.isfunction(obj) and "Step" in str(inspect.signature(obj).return_annotation):
+            if name not in ("check_identity", "all_steps"):
+                yield name, obj
+
+
+def test_all_steps_covers_every_step_function():
+    names = {s.name for s in S.all_steps()}
+    for fname, fn in _step_functions():
+        out = fn()
+        steps = out.values() if isinstance(out, dict) else out if isinstance(out, list) else [out]
+        missing = [s.name for s in steps if s.name not in names]
+        assert not missing, f"{fname} defines steps that all_steps() leaves out: {missing}"
+
+
+@pytest.mark.parametrize("step", S.all_steps(), ids=lambda s: s.name)
+def test_no_step_compares_an_expression_with_itself(step):
+    """Structurally identical sides would make the verdict a foregone conclusion."""
+    assert sp.srepr(sp.sympify(step.lhs)) != sp.srepr(sp.sympify(step.rhs)), step.name
+
+
+# Hand mutations: the slip a student (or the reference) could make in each written-out line.
+_P, _B = S.precision_P, S.linear_B
+SQUARE_MUTATIONS = {
+    # the reference's precision 1/β_t + 1/(1 − ᾱ_{t−1}) in place of P
+    "the exponent is a quadratic in xₜ₋₁":
+        lambda lhs, rhs: rhs + (_P - 1 / S.beta_t - 1 / (1 - S.abar_prev)) / 2 * S.x_prev**2,
+    # the leftover constant B²/(2P) forgotten
+    "completing the square": lambda lhs, rhs: rhs - S.B_sym**2 / (2 * S.P_sym),
+    "P over a common denominator": lambda lhs, rhs: ((1 - S.abar_prev) + S.beta_t) / (S.beta_t * (1 - S.abar_prev)),
+    "P by the identity for 1 − ᾱₜ": lambda lhs, rhs: (1 - S.abar_prev) / (S.beta_t * (1 - S.abar_t)),
+    "β̃ = 1/P": lambda lhs, rhs: S.beta_t * (1 - S.abar_prev) / ((1 - S.abar_prev) + S.beta_t),
+    "μ̃ = B/P = B β̃": lambda lhs, rhs: _B * S.beta_t,
+    "multiply B through by βₜ(1 − ᾱₜ₋₁)": lambda lhs, rhs: rhs.subs(S.x_t, S.x_prev),
+    "split into the coefficients of x₀ and xₜ": lambda lhs, rhs: rhs.subs(sp.sqrt(S.abar_prev), sp.sqrt(S.alpha_prev)),
+}
+NOISE_MUTATIONS = {
+    "μ̃ₜ − μ_θ is a multiple of ε_θ − ε": lambda lhs, rhs: rhs.subs(S.abar_t, S.abar_prev),
+    # x_0 recovered without dividing by √ᾱ_t
+    "it vanishes when ε_θ = ε": lambda lhs, rhs: (
+        (S.mu_tilde.subs(S.x_0, S.x_t - sp.sqrt(1 - S.abar_t) * S.eps) - S.mu_theta_eps).subs(S.eps_theta, S.eps), rhs),
+    "squared and divided by 2σₜ²": lambda lhs, rhs: S.loss_weight_reference * (S.eps - S.eps_theta) ** 2,
+}
+
+
+@pytest.mark.parametrize("lines, mutations", [(S.completing_the_square_lines, SQUARE_MUTATIONS),
+                                               (S.noise_prediction_lines, NOISE_MUTATIONS)],
+                         ids=["completing-the-square", "noise-prediction"])
+def test_each_written_out_line_holds_and_its_mutation_fails(lines, mutations):
+    written = lines()
+    assert [name for name, _, _ in written] == list(mutations), "every line has its mutation"
+    for name, lhs, rhs in written:
+        assert S.check_identity(name, lhs, rhs).holds, name
+        mutated = mutations[name](lhs, rhs)
+        m_lhs, m_rhs = mutated if isinstance(mutated, tuple) else (lhs, mutated)
+        assert (m_lhs, m_rhs) != (lhs, rhs), f"{name}: the mutation changed nothing"
+        assert not S.check_identity(f"mutated: {name}", m_lhs, m_rhs).holds, name
+
+
+def test_the_written_out_lines_chain_from_the_exponent_to_the_posterior():
+    """Each line starts where the last ended (or from a definition), and they end at β̃ and μ̃."""
+    lines = {name: (lhs, rhs) for name, lhs, rhs in S.completing_the_square_lines()}
+    assert lines["P by the identity for 1 − ᾱₜ"][0] == lines["P over a common denominator"][1]
+    assert lines["multiply B through by βₜ(1 − ᾱₜ₋₁)"][0] == lines["μ̃ = B/P = B β̃"][1]
+    assert lines["split into the coefficients of x₀ and xₜ"][0] == lines["multiply B through by βₜ(1 − ᾱₜ₋₁)"][1]
+    assert lines["β̃ = 1/P"][1] == S.beta_tilde and lines["split into the coefficients of x₀ and xₜ"][1] == S.mu_tilde
+    # The quadratic's coefficients really are P and B: read them off the log-densities.
+    exponent = sp.expand(S.to_free(lines["the exponent is a quadratic in xₜ₋₁"][0]))
+    poly = sp.Poly(exponent, S.x_prev)
+    assert sp.simplify(-2 * poly.coeff_monomial(S.x_prev**2) - S.to_free(S.precision_P)) == 0
+    assert sp.simplify(poly.coeff_monomial(S.x_prev) - S.to_free(S.linear_B)) == 0
+
+
 def test_evaluate_on_schedule_requires_sigma2_values():
     sched = NoiseSchedule.linear(T=10)
     with pytest.raises(ValueError, match="sigma2_values"):
@@ -89,6 +185,10 @@ def test_forward_step_in_x_prev():
     assert S.forward_step_in_x_prev().holds
 
 
+def test_the_joint_factors_both_ways():
+    assert S.joint_both_ways().holds
+
+
 def test_posterior_steps_all_hold():
     steps = S.posterior_steps()
     assert [s.name for s in steps if not s.holds] == []
@@ -110,7 +210,7 @@ def test_appendix_a_errors_cancel():
     assert not ref["precision"].holds and ref["precision"].values == (12, 11)
     assert not ref["identity"].holds and ref["identity"].values == (sp.Rational(11, 20), sp.Rational(3, 5))
     assert not ref["variance_before"].holds and ref["variance_before"].values == (sp.Rational(1, 12), sp.Rational(1, 11))
-    assert ref["variance_after"].holds and ref["excess"].holds
+    assert ref["variance_after"].holds and ref["excess"].holds and ref["identity_excess"].holds
     assert not ref["mean_before"].holds and ref["mean_after"].holds
     assert not ref["mean_sqrt_alpha_prev"].holds
     assert S.true_identity().holds
