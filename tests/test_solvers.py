@@ -155,3 +155,28 @@ def test_cli_samples_with_dpm_solver(tmp_path, capsys):
     assert '"sampler": "dpm++"' in capsys.readouterr().out
     pts = np.load(tmp_path / "pts.npy")
     assert pts.shape == (64, 2) and np.isfinite(pts).all()
+
+
+@pytest.mark.parametrize("steps", [2, 9, 40])
+def test_stochastic_first_order_is_ddim_with_eta_one(diffusion, steps):
+    eps = OptimalEps(diffusion)
+    ddim = diffusion.ddim_sample(eps, (300, 1), steps=steps, eta=1.0, generator=torch.Generator().manual_seed(4),
+                                 dtype=torch.float64)
+    ours = diffusion.dpm_solver_sample(eps, (300, 1), steps=steps, order=1, spacing="uniform", stochastic=True,
+                                       generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    torch.testing.assert_close(ours, ddim, rtol=1e-10, atol=1e-10)
+
+
+def test_stochastic_second_order_draws_the_data_distribution_and_beats_first_order(diffusion):
+    """With few steps the SDE sampler's spread is biased; the bias must fall faster at order 2."""
+    def draw_sde(order, steps):
+        return diffusion.dpm_solver_sample(OptimalEps(diffusion), (20_000, 1), steps=steps, order=order,
+                                           stochastic=True, generator=torch.Generator().manual_seed(8),
+                                           dtype=torch.float64)
+
+    x = draw_sde(2, 100)
+    n = x.numel()
+    assert abs(float(x.mean()) - M) < 5 * S / math.sqrt(n) + 0.01
+    assert abs(float(x.std()) - S) < 5 * S / math.sqrt(2 * n) + 0.01
+    bias1, bias2 = (abs(float(draw_sde(o, 50).std()) - S) for o in (1, 2))
+    assert bias2 < bias1 / 4, (bias1, bias2)

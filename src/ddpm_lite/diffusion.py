@@ -207,14 +207,15 @@ class GaussianDiffusion(ReverseProcess):
                                     device=device, dtype=dtype)
 
     def dpm_solver_sample(self, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 20, order: int = 2,
-                          spacing: solvers.SpacingKind = "logsnr", generator: torch.Generator | None = None,
-                          device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+                          spacing: solvers.SpacingKind = "logsnr", stochastic: bool = False,
+                          generator: torch.Generator | None = None, device: torch.device | str | None = None,
+                          dtype: torch.dtype | None = None) -> torch.Tensor:
         """Few-step deterministic sampling with DPM-Solver++(2M) (Lu et al. 2022); ``order=1`` is DDIM.
 
         See :func:`ddpm_lite.solvers.dpm_solver_sample` for the update and the options.
         """
         return solvers.dpm_solver_sample(self, eps_model, shape, steps=steps, order=order, spacing=spacing,
-                                         generator=generator, device=device, dtype=dtype)
+                                         stochastic=stochastic, generator=generator, device=device, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"GaussianDiffusion({self.schedule!r}, variance={self.variance!r}, num_levels={self.num_levels})"

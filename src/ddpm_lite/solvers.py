@@ -30,6 +30,7 @@ import torch
 from . import checks
 from .plumbing import (
     EpsModel,
+    NoiseBuffer,
     check_model_output,
     randn,
     resolve_device,
@@ -90,14 +91,18 @@ def _log_snr(diffusion: ReverseProcess) -> np.ndarray:
         return 0.5 * (np.log(s.alpha_bars) - np.log(s.one_minus_alpha_bars))
 
 
-def _plan(diffusion: ReverseProcess, taus: list[int], order: int) -> list[tuple[int, float, float, float, float]]:
-    """Per step (t, a, b, c_x0, c_eps, w): x_s = a·x_t + b·D with D the (extrapolated) x̂_0.
+def _plan(diffusion: ReverseProcess, taus: list[int], order: int, stochastic: bool) -> list[tuple]:
+    """Per step (t, a, b, c, c_x0, c_eps, w): x_s = a·x_t + b·D + c·z, D the (extrapolated) x̂_0.
 
-    a = σ_s/σ_t and b = α_s(1 − e^{−h}), h = λ_s − λ_t, written with expm1 so that short
-    steps keep their digits; the last step (s = 0, h = ∞) is a = 0, b = 1: x_0 = x̂_0.
+    ODE: a = σ_s/σ_t, b = α_s(1 − e^{−h}), c = 0, with h = λ_s − λ_t written through expm1
+    so that short steps keep their digits.  SDE (Lu et al.'s SDE-DPM-Solver++): a =
+    (σ_s/σ_t)e^{−h}, b = α_s(1 − e^{−2h}), c = σ_s√(1 − e^{−2h}); to first order that is
+    the posterior step of q(x_s | x_t, x̂_0), DDIM with η = 1.  The last step (s = 0,
+    h = ∞) is a = 0, b = 1, c = 0 in both: x_0 = x̂_0.
     w = 1/(2r), r = h_prev/h, weighs the linear extrapolation D = (1 + w) x̂_0 − w x̂_0,prev;
-    it is 0 on the first step (no history) and the last (an infinite step: extrapolating
-    a line to λ = ∞ is meaningless, so that step stays first order, as in Lu et al.).
+    it is 0 on the first step (no history), on the second (the guess at t = T, where
+    α_T ≈ 0.006 magnifies every error of ε_θ about 150-fold, is no point to draw a line
+    through) and on the last (an infinite step: a line extrapolated to λ = ∞ is meaningless).
     """
     s = diffusion.schedule
     lam = _log_snr(diffusion)
@@ -106,22 +111,23 @@ def _plan(diffusion: ReverseProcess, taus: list[int], order: int) -> list[tuple[
     plan = []
     for i, t in enumerate(taus):
         nxt = grid[i + 1]
-        if nxt == 0:
-            a, b, h = 0.0, 1.0, np.inf
-        else:
+        a, b, c, w = 0.0, 1.0, 0.0, 0.0
+        if nxt != 0:
             h = lam[nxt] - lam[t]
-            a, b = sigma[nxt] / sigma[t], -alpha[nxt] * np.expm1(-h)
-        w = 0.0
-        if order == 2 and 0 < i and nxt != 0:
-            h_prev = lam[t] - lam[grid[i - 1]]
-            w = 0.5 * h / h_prev
-        c_x0, c_eps = 1.0 / alpha[t], sigma[t] / alpha[t]
-        plan.append((int(t), float(a), float(b), float(c_x0), float(c_eps), float(w)))
+            if stochastic:
+                a, b = sigma[nxt] / sigma[t] * np.exp(-h), -alpha[nxt] * np.expm1(-2 * h)
+                c = sigma[nxt] * np.sqrt(-np.expm1(-2 * h))
+            else:
+                a, b = sigma[nxt] / sigma[t], -alpha[nxt] * np.expm1(-h)
+            if order == 2 and i >= 2:
+                w = 0.5 * h / (lam[t] - lam[grid[i - 1]])
+        plan.append((int(t), float(a), float(b), float(c), float(1.0 / alpha[t]), float(sigma[t] / alpha[t]), float(w)))
     return plan
 
 
 def dpm_solver_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 20,
-                      order: int = 2, spacing: SpacingKind = "logsnr", generator: torch.Generator | None = None,
+                      order: int = 2, spacing: SpacingKind = "logsnr", stochastic: bool = False,
+                      generator: torch.Generator | None = None,
                       device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Deterministic sampling with DPM-Solver++ (data prediction, multistep) in ``steps`` model calls.
 
@@ -131,9 +137,10 @@ def dpm_solver_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tup
     * ``order=2`` (2M): the same with x̂_0 replaced by (1 + 1/(2r)) x̂_0 − 1/(2r) x̂_0,prev,
       r = h_prev/h, the line through the last two guesses evaluated mid-step.
 
-    The first step (no previous guess) and the last (to t = 0) are first order; the last
-    returns x̂_0 at τ_1.  Only x_T is random, so the same ``generator`` state gives the
-    same samples.
+    The first two steps (no usable previous guess) and the last (to t = 0) are first
+    order; the last returns x̂_0 at τ_1.  ``stochastic=True`` takes the SDE form of the same
+    solver, which adds fresh noise every step; otherwise only x_T is random.  Either way the
+    same ``generator`` state gives the same samples.
 
     Parameters
     ----------
@@ -143,23 +150,30 @@ def dpm_solver_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tup
         1 or 2 (default 2).
     spacing:
         ``"logsnr"`` (default), ``"quadratic"`` or ``"uniform"``: see :func:`solver_timesteps`.
+    stochastic:
+        False (default): the probability-flow ODE.  True: SDE-DPM-Solver++, whose first-order
+        step is DDIM with η = 1; the noise it adds corrects part of the model's error, which
+        can pay on data with thin structure (see ``benchmarks/README.md``).
     generator, device, dtype:
         As for :func:`ddpm_lite.sampling.ancestral_sample`.
     """
     shape = _check_call(eps_model, shape, generator)
     order = checks.integer("order", order, 1, 2, what="1 (DDIM) or 2 (DPM-Solver++(2M))")
-    plan = _plan(diffusion, solver_timesteps(diffusion, steps, spacing), order)
+    plan = _plan(diffusion, solver_timesteps(diffusion, steps, spacing), order, bool(stochastic))
     device, dtype = resolve_device(device, eps_model), resolve_dtype(dtype, eps_model)
     with torch.inference_mode():
         x = randn(shape, generator, device, dtype)
+        noise = NoiseBuffer(x, generator)
         t_batch = torch.empty(shape[0], dtype=torch.long, device=device)
         prev_x0 = None
-        for i, (t, a, b, c_x0, c_eps, w) in enumerate(plan):
+        for i, (t, a, b, c, c_x0, c_eps, w) in enumerate(plan):
             eps = eps_model(x, t_batch.fill_(t))
             if i == 0:
                 check_model_output(eps, x)
             x0 = (x * c_x0).sub_(eps, alpha=c_eps)
             d = x0 if w == 0.0 else (x0 * (1.0 + w)).sub_(prev_x0, alpha=w)
             x = d if a == 0.0 else x.mul_(a).add_(d, alpha=b)  # the last step: x_0 = x̂_0
+            if c > 0.0:
+                x.add_(noise(), alpha=c)
             prev_x0 = x0
     return x
