@@ -29,7 +29,7 @@ from .display import display_latex
 __all__ = [
     # symbols and relations
     "alpha_t", "alpha_prev", "abar_prev", "beta_t", "abar_t", "sigma2", "x_0", "x_t", "x_prev",
-    "eps", "eps_theta", "mu_theta", "RELATIONS", "to_free",
+    "eps", "eps_theta", "mu_theta", "RELATIONS", "to_free", "unit_interval_symbol",
     # verdicts
     "Step", "check_identity", "find_counterexample",
     # densities and evaluation on a schedule
@@ -77,6 +77,17 @@ _REAL = (sp.Integer(1), sp.Integer(-2), sp.Rational(1, 2))
 _POSITIVE = (sp.Rational(1, 2), sp.Integer(2), sp.Integer(3))
 
 
+def unit_interval_symbol(name: str) -> sp.Symbol:
+    """A positive symbol that the checks treat as lying in (0, 1), like α_t and ᾱ_{t−1}.
+
+    Use it for any other schedule quantity a chapter writes (ᾱ_T, say): a counterexample is
+    then looked for inside (0, 1), where the quantity lives, not at 2 or 3.
+    """
+    sym = sp.Symbol(name, positive=True)
+    _UNIT.setdefault(sym, _UNIT[abar_prev])
+    return sym
+
+
 def to_free(expr: sp.Expr) -> sp.Expr:
     """Rewrite β_t and ᾱ_t in terms of α_t and ᾱ_{t−1} (the relations of ``RELATIONS``)."""
     return sp.sympify(expr).subs(RELATIONS)
@@ -113,9 +124,15 @@ class Step:
         if self.holds:
             return f"<p><strong>{html.escape(self.name)}</strong>: holds (sympy).</p>{eq}"
         point = ", ".join(math(f"{sp.latex(k)} = {sp.latex(v)}", False) for k, v in self.counterexample.items())
-        lv, rv = (float(v) for v in self.values)
+        lv, rv = (_number(v) for v in self.values)
         return (f"<p><strong>{html.escape(self.name)}</strong>: FALSE (sympy).</p>{eq}"
-                f"<p>Counterexample: {point}: left side {lv:.6g}, right side {rv:.6g}.</p>")
+                f"<p>Counterexample: {point}: left side {lv}, right side {rv}.</p>")
+
+
+def _number(value: sp.Expr) -> str:
+    """A value for the page, 6 significant digits; complex where a log met a negative number."""
+    z = complex(sp.N(value, 30))
+    return f"{z.real:.6g}" if z.imag == 0 else f"{z.real:.6g} {'+' if z.imag > 0 else '−'} {abs(z.imag):.6g}i"
 
 
 def _candidates(sym: sp.Symbol) -> tuple[sp.Expr, ...]:
