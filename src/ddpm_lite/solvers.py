@@ -17,7 +17,9 @@ chosen by ``spacing``:
 * ``"uniform"`` — evenly spaced in t, as :func:`ddpm_lite.sampling.ddim_timesteps`;
 * ``"quadratic"`` — t ∝ i² (Song et al. 2021, appendix D.2): denser near the data;
 * ``"logsnr"`` — evenly spaced in λ (Lu et al.'s choice): the step size the solver's
-  error analysis measures in.
+  error analysis measures in;
+* ``"karras"`` — evenly spaced in σ^{1/7} with σ = e^{−λ} the noise-to-signal ratio
+  (Karras et al. 2022, ρ = 7): denser still near the data, where thin structure forms.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .sampling import _check_call, ddim_timesteps
 __all__ = ["SPACING_KINDS", "SpacingKind", "dpm_solver_sample", "solver_timesteps"]
 
 #: Timestep grids for :func:`dpm_solver_sample`.
-SpacingKind = Literal["uniform", "quadratic", "logsnr"]
+SpacingKind = Literal["uniform", "quadratic", "logsnr", "karras"]
 SPACING_KINDS: tuple[str, ...] = get_args(SpacingKind)
 
 
@@ -78,7 +80,11 @@ def solver_timesteps(diffusion: ReverseProcess, steps: int, spacing: SpacingKind
         taus = 1 + u**2 * (T - 1)
     else:
         lam = _log_snr(diffusion)
-        targets = lam[1] + u * (lam[T] - lam[1])  # λ falls as t grows
+        if spacing == "logsnr":
+            targets = lam[1] + u * (lam[T] - lam[1])  # λ falls as t grows
+        else:  # σ = e^{−λ}; ρ = 7 as recommended by Karras et al.
+            rho_root = np.exp(-lam[1] / 7) + u * (np.exp(-lam[T] / 7) - np.exp(-lam[1] / 7))
+            targets = -7 * np.log(rho_root)
         # λ_t is strictly decreasing in t, so interpolate t as a function of λ.
         taus = np.interp(targets, lam[1:][::-1], np.arange(T, 0, -1, dtype=np.float64))
     return _strictly_decreasing(taus, T)
