@@ -386,6 +386,66 @@ def test_checkpoint_wrong_config_on_resume(run_dir, tmp_path):
                        CheckpointError, ["different configuration", "hidden"])
 
 
+def _edit_state(run: Path, edit, fmt: int | None = None) -> None:
+    """Change state.json with ``edit(state)``; ``fmt=1`` rewrites it as an old format-1 file (no checksum)."""
+    import json
+
+    state = json.loads((run / "state.json").read_text())
+    if fmt == 1:
+        state["format_version"] = 1
+        state.pop("state_sha256", None)
+    edit(state)
+    (run / "state.json").write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize("weights_file", ["../victim.txt", "/dev/zero", "sub/weights-00000002.safetensors", 7])
+def test_checkpoint_weights_file_outside_the_run(run_dir, tmp_path, weights_file):
+    run = _copy_run(run_dir, tmp_path)
+    _edit_state(run, lambda s: s.update(weights_file=weights_file), fmt=1)
+    assert_clean_error(lambda: load_checkpoint(run), CheckpointError, ["weights_file", str(weights_file)])
+
+
+def test_checkpoint_weights_symlink_to_a_device(run_dir, tmp_path):
+    run = _copy_run(run_dir, tmp_path)
+    w = _weights(run)
+    w.unlink()
+    w.symlink_to("/dev/zero")
+    assert_clean_error(lambda: load_checkpoint(run), CheckpointError, [w.name, "cannot be read"])
+
+
+def test_checkpoint_state_edited(run_dir, tmp_path):
+    run = _copy_run(run_dir, tmp_path)
+    _edit_state(run, lambda s: s["config"]["model"].update(hidden=64))  # format 2: the checksum catches it
+    assert_clean_error(lambda: load_checkpoint(run), CheckpointError, ["state.json", "edited or corrupted"])
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda s: s.pop("optimizer"), ["'optimizer'", "damaged"]),
+    (lambda s: s.update(step="2"), ["'step'", "'2'"]),
+    (lambda s: s["config"].pop("model"), ["config.model", "missing"]),
+], ids=["removed key", "string step", "no model config"])
+def test_checkpoint_state_damaged_format_1(run_dir, tmp_path, edit, words):
+    run = _copy_run(run_dir, tmp_path)
+    _edit_state(run, edit, fmt=1)
+    assert_clean_error(lambda: load_checkpoint(run), CheckpointError, words)
+
+
+def test_checkpoint_format_1_model_size_edited(run_dir, tmp_path, capsys):
+    run = _copy_run(run_dir, tmp_path)
+    _edit_state(run, lambda s: s["config"]["model"].update(hidden=16), fmt=1)
+    rc, err = _cli(["sample", "--run", run, "--n", "4", "--out", tmp_path / "s.png", "--device", "cpu"], capsys)
+    _assert_one_error_line(rc, err, ["do not fit", "hidden"])
+    model = MLPDenoiser(dim=2, hidden=16, depth=1, T=10)
+    assert_clean_error(lambda: train(model, DIFF, D.swiss_roll(64), steps=4, batch_size=16, device="cpu",
+                                     checkpoint_dir=run, progress=False), CheckpointError, ["does not fit"])
+
+
+def test_checkpoint_format_1_still_loads(run_dir, tmp_path):
+    run = _copy_run(run_dir, tmp_path)
+    _edit_state(run, lambda s: None, fmt=1)
+    assert load_checkpoint(run)["step"] == 2
+
+
 def test_train_checkpoint_dir_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")

@@ -106,7 +106,7 @@ def test_sigkill_at_random_moments_loses_nothing_beyond_a_checkpoint_interval(tm
         assert state["step"] >= step_seen - EVERY, (state["step"], step_seen)
         assert state["step"] % EVERY == 0
         last_ckpt = state["step"]
-        leftovers = sorted(set(os.listdir(out)) - {"state.json", state["weights_file"]})
+        leftovers = sorted(set(os.listdir(out)) - {"state.json", "ddpm_lite.manifest.json", state["weights_file"]})
         log.append(f"kill {kills}: reported step {step_seen}, checkpoint {state['step']}, leftovers {leftovers}")
     print("\n".join(log))
     assert kills >= 2, f"only {kills} kills landed during training; the test did not exercise much"
@@ -116,7 +116,7 @@ def test_sigkill_at_random_moments_loses_nothing_beyond_a_checkpoint_interval(tm
     assert final.returncode == 0, final.stderr
     assert_same_weights(load_checkpoint(out), reference)
     # Files a kill left behind mid-save are swept up by the next save.
-    assert sorted(os.listdir(out)) == ["state.json", f"weights-{STEPS:08d}.safetensors"]
+    assert sorted(os.listdir(out)) == ["ddpm_lite.manifest.json", "state.json", f"weights-{STEPS:08d}.safetensors"]
 
 
 def test_ctrl_c_saves_the_step_reached_and_resumes_exactly(tmp_path, reference):
@@ -206,3 +206,98 @@ def test_cli_json_has_no_nan_literal(capsys):
     _print_json({"final_loss": float("nan"), "bounds": [1.0, float("inf")], "nested": {"x": -float("inf")}})
     line = capsys.readouterr().out
     assert json.loads(line) == {"final_loss": None, "bounds": [1.0, None], "nested": {"x": None}}
+
+
+def test_second_writer_is_refused_and_the_first_run_is_intact(tmp_path, capsys):
+    """Two writers on one directory: the second (another dataset) is refused by name, the first finishes."""
+    out = tmp_path / "run"
+    first = launch(out)
+    head = wait_for_progress(first)
+    assert any(ln.startswith("step ") for ln in head), "".join(head)
+    rc = main(["train", "--data", "moons", "--steps", "20", "--no-progress", "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err
+    first_out, first_err = first.communicate(timeout=300)
+    assert rc == 2
+    last = err.strip().splitlines()[-1]
+    assert "in use by another training run" in last and f"pid {first.pid}" in last and "ddpm_lite.lock" in last
+    assert first.returncode == 0, first_err
+    state = load_checkpoint(out)
+    assert state["step"] == STEPS and state["metadata"]["data"] == "swiss_roll"
+    assert not (out / "ddpm_lite.lock").exists()  # released at the end of the run
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def _tiny_train(out, **kw):
+    torch.manual_seed(0)
+    kw = {"steps": 6, "batch_size": 16, "checkpoint_every": 2, **kw}
+    return train(MLPDenoiser(dim=2, hidden=8, depth=1, T=10), GaussianDiffusion(NoiseSchedule.linear(10), num_levels=None),
+                 swiss_roll(64), checkpoint_dir=out, progress=False, device="cpu", **kw)
+
+
+def test_stale_lock_of_a_dead_process_is_reported_and_taken_over(tmp_path):
+    import json
+    import socket
+
+    tmp_path.joinpath("ddpm_lite.lock").write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    with pytest.warns(RuntimeWarning, match="stale lock"):
+        assert _tiny_train(tmp_path).steps == 6
+    assert load_checkpoint(tmp_path)["step"] == 6 and not (tmp_path / "ddpm_lite.lock").exists()
+
+
+def test_lock_of_another_host_is_never_taken_over(tmp_path):
+    import json
+
+    from ddpm_lite.rundir import RunDirBusy
+
+    lock = tmp_path / "ddpm_lite.lock"
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": "some-other-node", "started": "earlier"}))
+    with pytest.raises(RunDirBusy, match="some-other-node.*delete"):
+        _tiny_train(tmp_path)
+    assert lock.exists() and not has_checkpoint(tmp_path)
+
+
+def test_planted_foreign_files_survive_every_save(tmp_path):
+    planted = {"weights-final.safetensors": b"a user's own weights", "notes.txt": b"keep me",
+               "weights-best.safetensors": b"also mine", ".hidden": b"x"}
+    for name, blob in planted.items():
+        (tmp_path / name).write_bytes(blob)
+    _tiny_train(tmp_path)  # saves at steps 2, 4, 6, each deleting the previous weights
+    _tiny_train(tmp_path, steps=8)  # resume, two more saves
+    for name, blob in planted.items():
+        assert (tmp_path / name).read_bytes() == blob, name
+    ours = sorted(set(os.listdir(tmp_path)) - set(planted))
+    assert ours == ["ddpm_lite.manifest.json", "state.json", "weights-00000008.safetensors"]
+
+
+def test_foreign_file_under_our_name_is_not_overwritten(tmp_path):
+    from ddpm_lite.checkpoint import CheckpointError
+
+    (tmp_path / "weights-00000002.safetensors").write_bytes(b"not ours")
+    with pytest.raises(CheckpointError, match="was not written by"):
+        _tiny_train(tmp_path)
+    assert (tmp_path / "weights-00000002.safetensors").read_bytes() == b"not ours"
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_hostile_weights_file_is_never_followed_or_deleted(tmp_path, resume):
+    import json
+
+    from ddpm_lite.checkpoint import CheckpointError
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "state.json").write_text(json.dumps({"format_version": 1, "weights_file": "../victim.txt"}))
+    (run / "ddpm_lite.manifest.json").write_text(json.dumps({"weights": ["../victim.txt", "/etc/hostname"]}))
+    if resume:
+        with pytest.raises(CheckpointError, match="weights_file"):
+            _tiny_train(run)
+    else:
+        assert _tiny_train(run, resume=False).steps == 6
+        assert load_checkpoint(run)["step"] == 6
+    assert victim.read_text() == "precious"

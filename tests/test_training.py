@@ -73,7 +73,7 @@ def test_resume_gives_identical_weights(diffusion, points, tmp_path):
     for a, b in zip(whole.ema_model.state_dict().values(), resumed.ema_model.state_dict().values()):
         assert torch.equal(a, b)
     # Only the newest weights file is kept, and no temporary file is left behind.
-    assert sorted(os.listdir(tmp_path)) == ["state.json", "weights-00000020.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == ["ddpm_lite.manifest.json", "state.json", "weights-00000020.safetensors"]
     # Files get the mode open() would give them (not mkstemp's private 0600).
     umask = os.umask(0)
     os.umask(umask)

@@ -6,15 +6,19 @@ A checkpoint directory holds
   EMA weights (``ema.*``), the optimizer's moment buffers (``optim.<i>.<name>``), the
   random generator's state (``rng``) and the data order (``data.order``);
 * ``state.json``: the configuration (model, diffusion, training), the step, the data
-  cursor, the optimizer's hyper-parameters, free-form metadata, and the name and
-  SHA-256 of the weights file it belongs to.
+  cursor, the optimizer's hyper-parameters, free-form metadata, the name and SHA-256 of
+  the weights file it belongs to, and (format 2) the SHA-256 of all of that;
+* ``ddpm_lite.manifest.json``: the weights files this package wrote (see
+  :mod:`ddpm_lite.rundir`); a save deletes only files listed there.
 
 Each file is written to a temporary name, flushed and fsync'ed, then renamed over the
 old one with :func:`os.replace` (atomic on POSIX and Windows).  The weights file goes
 first under a new name; only then is ``state.json`` replaced, and only after that is the
 previous weights file deleted.  A crash at any moment therefore leaves either the old
 or the new checkpoint complete, never a mixture, and never a half-written file under a
-real name.  The hash catches a truncated or corrupted weights file on load.
+real name.  The hashes catch a truncated or corrupted weights file and an edited or
+damaged ``state.json`` on load; ``weights_file`` must be a plain ``weights-<step>.safetensors``
+name and a regular file, so no path in the JSON can reach outside the run directory.
 """
 
 from __future__ import annotations
@@ -22,60 +26,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import stat
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .rundir import Manifest, atomic_write_bytes, is_weights_name
+
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "has_checkpoint",
-           "config_mismatches", "STATE_FILE"]
+           "config_mismatches", "adopt_weights", "state_digest", "STATE_FILE"]
 
 STATE_FILE = "state.json"
-FORMAT_VERSION = 1
+#: Format 2 adds ``state_sha256`` (the JSON itself is checksummed); format 1 is still read.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
+#: ``state.json`` entries and the JSON types they must have (bool is refused where int is meant).
+_SCHEMA = {"step": int, "config": dict, "data_cursor": int, "optimizer": dict, "weights_file": str,
+           "weights_sha256": str}
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, corrupted or belongs to a different configuration."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either untouched or complete.
-
-    The bytes go to a temporary file in the same directory (same file system, so the
-    rename is atomic), which is fsync'ed and then renamed onto ``path``; on any error the
-    temporary file is removed.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file private (0600); give it the mode open() would (0666 less the
-        # umask), so a run directory shared between users or nodes stays readable.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    # Make the rename itself durable where the platform allows syncing a directory.
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
 
 
 def has_checkpoint(directory: str | os.PathLike) -> bool:
@@ -133,9 +105,14 @@ def save_checkpoint(
     tensors["data.order"] = data_order.detach().cpu().contiguous()
     blob = st_save(tensors)
     weights_name = f"weights-{int(step):08d}.safetensors"
-    atomic_write_bytes(directory / weights_name, blob)
-
-    old = _read_state(directory) if has_checkpoint(directory) else None
+    # Only names in the manifest are ever deleted; list the new file before it exists, so a
+    # kill at any moment below leaves nothing unlisted behind.
+    manifest = Manifest(directory)
+    if weights_name not in manifest.weights and os.path.lexists(directory / weights_name):
+        raise CheckpointError(f"{str(directory / weights_name)!r} exists but was not written by this run directory's "
+                              "checkpoints; move it away (it is left untouched) or choose another directory.")
+    manifest.add(weights_name)
+    atomic_write_bytes(directory / weights_name, blob, tmp=directory / f".{weights_name}.tmp")
     state = {
         "format_version": FORMAT_VERSION,
         "step": int(step),
@@ -147,34 +124,53 @@ def save_checkpoint(
         "weights_file": weights_name,
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
-    atomic_write_bytes(directory / STATE_FILE, (json.dumps(state, indent=1) + "\n").encode())
-    if old is not None and old.get("weights_file") not in (None, weights_name):
-        try:
-            (directory / old["weights_file"]).unlink()
-        except FileNotFoundError:
-            pass
-    _remove_leftovers(directory, keep=weights_name)
+    state["state_sha256"] = state_digest(state)
+    atomic_write_bytes(directory / STATE_FILE, (json.dumps(state, indent=1) + "\n").encode(),
+                       tmp=directory / f".{STATE_FILE}.tmp")
+    manifest.sweep(keep=weights_name)  # the previous checkpoint's weights, and any a crash left
     return directory / STATE_FILE
 
 
-def _remove_leftovers(directory: Path, keep: str) -> None:
-    """Delete what a process killed in the middle of an earlier save left behind.
+def state_digest(state: dict) -> str:
+    """SHA-256 of ``state.json``'s content without its own ``state_sha256`` (keys sorted, compact).
 
-    A kill between writing a weights file and replacing ``state.json`` leaves a complete
-    but unreferenced ``weights-*.safetensors``; a kill inside :func:`atomic_write_bytes`
-    leaves a ``.<name>.*.tmp``.  Neither is ever read, but repeated crashes would pile them
-    up.  Only names this module writes are touched, and only after the new ``state.json``
-    (which references ``keep``) is in place.
+    It covers ``weights_sha256``, so one hash vouches for the JSON and the weights together.
     """
-    for path in directory.iterdir():
-        name = path.name
-        stale_weights = name.startswith("weights-") and name.endswith(".safetensors") and name != keep
-        stale_tmp = name.endswith(".tmp") and (name.startswith(".weights-") or name.startswith(f".{STATE_FILE}."))
-        if stale_weights or stale_tmp:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+    body = {k: v for k, v in state.items() if k != "state_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def adopt_weights(directory: str | os.PathLike, state: dict) -> None:
+    """List a verified checkpoint's weights file in the manifest, so the next save replaces it.
+
+    For run directories written before the manifest existed; ``state`` must come from
+    :func:`load_checkpoint` (its weights matched their SHA-256, so the file is ours).
+    """
+    manifest = Manifest(directory)
+    if state["weights_file"] not in manifest.weights:
+        manifest.add(state["weights_file"])
+
+
+def _check_schema(state: dict, path: Path) -> None:
+    """Refuse a state.json whose entries are missing or of the wrong type, naming the entry."""
+    for key, kind in _SCHEMA.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise CheckpointError(f"checkpoint file {str(path)!r} is damaged: entry {key!r} should be "
+                                  f"{'a non-negative integer' if kind is int else 'a ' + kind.__name__}, "
+                                  f"got {value!r:.80}.")
+    for key in ("model", "diffusion"):
+        if not isinstance(state["config"].get(key), dict):
+            raise CheckpointError(f"checkpoint file {str(path)!r} is damaged: config.{key} is missing.")
+    opt = state["optimizer"]
+    if not isinstance(opt.get("param_groups"), list) or not isinstance(opt.get("scalars"), dict):
+        raise CheckpointError(f"checkpoint file {str(path)!r} is damaged: the optimizer entry is incomplete.")
+    if not isinstance(state.setdefault("metadata", {}), dict):
+        raise CheckpointError(f"checkpoint file {str(path)!r} is damaged: 'metadata' should be a dict.")
+    if not is_weights_name(state["weights_file"]):
+        # Never follow a path from the JSON: '../victim.txt', '/dev/zero', 'sub/dir/file'.
+        raise CheckpointError(f"checkpoint file {str(path)!r} names weights_file {state['weights_file']!r:.80}, "
+                              "which is not a weights-<step>.safetensors file in the run directory; refused.")
 
 
 def _read_state(directory: Path) -> dict:
@@ -185,11 +181,28 @@ def _read_state(directory: Path) -> dict:
         raise CheckpointError(f"no checkpoint in {str(directory)!r}: {STATE_FILE} is missing.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"checkpoint file {str(path)!r} is corrupted (not valid JSON: {exc}).") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+    if not isinstance(state, dict) or state.get("format_version") not in READABLE_FORMATS:
         raise CheckpointError(
-            f"checkpoint file {str(path)!r} is not a ddpm_lite checkpoint of format {FORMAT_VERSION}."
+            f"checkpoint file {str(path)!r} is not a ddpm_lite checkpoint of format "
+            f"{' or '.join(map(str, READABLE_FORMATS))}."
         )
+    if state["format_version"] >= 2 and state.get("state_sha256") != state_digest(state):
+        raise CheckpointError(f"checkpoint file {str(path)!r} was edited or corrupted (its SHA-256 does not match "
+                              "its content); restore it from a backup or start over.")
+    _check_schema(state, path)
     return state
+
+
+def _read_weights(wpath: Path) -> bytes:
+    """The weights file's bytes; only a regular file (no symlink, device or FIFO) is read."""
+    try:
+        fd = os.open(wpath, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint weights {str(wpath)!r} cannot be read: {exc.strerror or exc}.") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise CheckpointError(f"checkpoint weights {str(wpath)!r} is not a regular file; refused.")
+        return f.read()
 
 
 def load_checkpoint(directory: str | os.PathLike) -> dict:
@@ -209,11 +222,14 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {str(directory)!r} does not exist.")
     state = _read_state(directory)
-    wpath = directory / str(state.get("weights_file"))
+    wpath = directory / state["weights_file"]
     try:
-        blob = wpath.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"checkpoint weights {str(wpath)!r} cannot be read: {exc.strerror or exc}.") from None
+        blob = _read_weights(wpath)
+    except CheckpointError:
+        # A writer may have replaced the checkpoint between our two reads: read it once more.
+        state = _read_state(directory)
+        wpath = directory / state["weights_file"]
+        blob = _read_weights(wpath)
     if hashlib.sha256(blob).hexdigest() != state.get("weights_sha256"):
         raise CheckpointError(
             f"checkpoint weights {str(wpath)!r} are truncated or corrupted (SHA-256 does not match {STATE_FILE}); "
@@ -225,7 +241,13 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint weights {str(wpath)!r} cannot be parsed: {exc}.") from None
     state["model"] = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     state["ema"] = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-    state["optimizer"] = _unflatten_optimizer(tensors, state["optimizer"])
+    try:
+        state["optimizer"] = _unflatten_optimizer(tensors, state["optimizer"])
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {str(directory)!r} has a damaged optimizer state ({exc!r}).") from None
+    missing = [k for k in ("rng", "data.order") if k not in tensors]
+    if missing:
+        raise CheckpointError(f"checkpoint weights {str(wpath)!r} lack the tensors {missing}; the run is damaged.")
     state["rng"] = tensors["rng"]
     state["data_order"] = tensors["data.order"]
     return state

@@ -153,7 +153,11 @@ def load_run(run: Path, device: str = "auto"):
         # Written before every save was checked: refuse rather than draw black images or NaN bounds.
         raise ValueError(f"the weights in run {str(run)!r} are NaN or inf (the run diverged); retrain with a lower --lr.")
     model = build_model(state["config"]["model"])
-    model.load_state_dict(state["ema"])
+    try:
+        model.load_state_dict(state["ema"])
+    except RuntimeError:  # a format-1 state.json edited by hand (format 2 is checksummed)
+        raise ValueError(f"the weights in run {str(run)!r} do not fit the model its state.json describes "
+                         f"({state['config']['model']}); the run is damaged.") from None
     return model.to(dev).eval(), GaussianDiffusion.from_config(state["config"]["diffusion"]), state, dev
 
 

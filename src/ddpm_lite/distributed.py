@@ -29,7 +29,7 @@ import torch.distributed as dist
 from .plumbing import resolve_device
 
 __all__ = ["DistInfo", "env_world_size", "init_from_env", "current", "shutdown", "training_device", "StopFlag",
-           "agree", "barrier", "check_same_step", "wrap"]
+           "agree", "all_ok", "barrier", "check_same_step", "wrap"]
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,16 @@ def agree(running_loss: torch.Tensor, flag: StopFlag, out_of_time: bool, ddp: Di
     signalled, timed_out = bool(buf[1] > 0), bool(buf[2] > 0)
     flag.stop = flag.stop or signalled
     return float(buf[0]) / ddp.world_size, signalled or timed_out
+
+
+def all_ok(ok: bool, ddp: DistInfo, dev: torch.device) -> bool:
+    """True when ``ok`` holds on every rank (one collective; just ``ok`` in one process), so a
+    failure on one rank (e.g. rank 0 refused the run directory's lock) stops every rank."""
+    if not ddp.enabled:
+        return ok
+    flag = torch.tensor([1.0 if ok else 0.0], device=dev)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item() > 0)
 
 
 def barrier(ddp: DistInfo, dev: torch.device) -> None:

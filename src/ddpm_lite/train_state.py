@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, config_mismatches, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, adopt_weights, config_mismatches, load_checkpoint, save_checkpoint
 
 __all__ = ["TrainState", "ema_decay_at", "data_fingerprint"]
 
@@ -51,7 +52,8 @@ class TrainState:
         self.optimizer = _adamw(self.params, lr, weight_decay, device)
         self.ema = copy.deepcopy(model).eval().requires_grad_(False)
         self.ema_params = [p for p, q in zip(self.ema.parameters(), model.parameters()) if q.requires_grad]
-        self.generator = torch.Generator(device=device).manual_seed(int(seed))
+        self.seed = int(seed)
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
         self.num_data = num_data
         self.order = torch.randperm(num_data, generator=self.generator, device=device)
         self.cursor = 0
@@ -93,13 +95,35 @@ class TrainState:
                 f"the checkpoint in {str(directory)!r} was made with a different configuration ("
                 + "; ".join(diffs[:5]) + "). Use a new directory, or resume=False to start over."
             )
-        self.model.load_state_dict(saved["model"])
-        self.ema.load_state_dict(saved["ema"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.generator.set_state(saved["rng"])
-        self.order = saved["data_order"].to(self.order.device)
+        try:
+            self.model.load_state_dict(saved["model"])
+            self.ema.load_state_dict(saved["ema"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"the checkpoint in {str(directory)!r} does not fit this model "
+                                  f"({str(exc).splitlines()[0]:.200}).") from None
+        self._restore_generator(saved, directory)
+        order = saved["data_order"]
+        if (order.dim() != 1 or order.numel() < self.num_data or order.is_floating_point()
+                or not 0 <= saved["data_cursor"] <= order.numel() or int(order.min()) < 0
+                or int(order.max()) >= self.num_data):
+            raise CheckpointError(f"the checkpoint in {str(directory)!r} has a damaged data order.")
+        self.order = order.to(self.order.device)
         self.cursor, self.step = saved["data_cursor"], saved["step"]
+        adopt_weights(directory, saved)  # a run from before the manifest: its weights become ours to replace
         return saved.get("metadata", {})
+
+    def _restore_generator(self, saved: dict, directory: Path) -> None:
+        """Load the saved generator state; across device types (a GPU run resumed on a CPU)
+        the states are incompatible, so the generator is reseeded from (seed, step) instead."""
+        saved_type = str(saved.get("generator_device", "cpu")).split(":")[0]
+        if saved_type == self.generator.device.type:
+            self.generator.set_state(saved["rng"])
+            return
+        warnings.warn(f"the checkpoint in {str(directory)!r} was trained on {saved_type} and resumes on "
+                      f"{self.generator.device.type}: the random stream is reseeded, so the continuation is "
+                      "not bit-identical to an uninterrupted run.", RuntimeWarning, stacklevel=4)
+        self.generator.manual_seed((self.seed * 1_000_003 + int(saved["step"])) % (2**63))
 
 
 def _comparable(config: dict) -> dict:

@@ -31,7 +31,7 @@ from typing import Callable, Literal, get_args
 import torch
 from torch import nn
 
-from . import checks, distributed
+from . import checks, distributed, runs
 from .checkpoint import has_checkpoint
 from .diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
 from .plumbing import resolve_device
@@ -227,6 +227,24 @@ def train(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None and ckpt_dir.exists() and not ckpt_dir.is_dir():
         raise ValueError(f"checkpoint_dir {str(ckpt_dir)!r} is a file, not a directory.")
+    lock = runs.lock_run_dir(ckpt_dir, ddp, dev)
+    try:
+        return _train_locked(state, model, diffusion, data, ckpt_dir, resume, config, metadata, ddp, dev, steps=steps,
+                             seconds=seconds, batch_size=batch_size, lr=lr, ema_decay=ema_decay, grad_clip=grad_clip,
+                             amp=amp, compile=compile, checkpoint_every=checkpoint_every, progress=progress,
+                             log_every=log_every, loss_kind=loss_kind, callback=callback)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(state: TrainState, model: nn.Module, diffusion: GaussianDiffusion, data: torch.Tensor,
+                  ckpt_dir: Path | None, resume: bool, config: dict, metadata: dict | None,
+                  ddp: distributed.DistInfo, dev: torch.device, *, steps: int | None, seconds: float | None,
+                  batch_size: int, lr: float, ema_decay: float, grad_clip: float | None, amp: AmpKind | None,
+                  compile: bool, checkpoint_every: int, progress: bool, log_every: int, loss_kind: LossKind,
+                  callback: Callable | None) -> TrainResult:
+    """The part of :func:`train` that runs while this process owns the run directory."""
     resumed = ckpt_dir is not None and resume and has_checkpoint(ckpt_dir)
     if resumed:
         metadata = {**state.restore(ckpt_dir, config), **(metadata or {})}
@@ -241,7 +259,7 @@ def train(
         # Every save (periodic, end of budget, Ctrl-C/SIGTERM) and the end of a run without
         # checkpoints checks the weights first: a NaN step must never replace a good checkpoint.
         # Every rank holds the same weights, so every rank raises together under torchrun.
-        _check_finite(state, lr=lr, grad_clip=grad_clip, ckpt_dir=ckpt_dir, last_good=last_good[0])
+        runs.check_finite(state, lr=lr, grad_clip=grad_clip, ckpt_dir=ckpt_dir, last_good=last_good[0])
         if ckpt_dir is None:
             return
         if ddp.is_main:  # every rank holds the same state; one writer
@@ -256,31 +274,6 @@ def train(
                  checkpoint_every=checkpoint_every, saved_step=state.step if resumed else -1, lr=lr, grad_clip=grad_clip,
                  progress=progress, callback=callback if ddp.is_main else None, ddp=ddp, dev=dev,
                  ckpt_dir=ckpt_dir)
-
-
-def _divergence_hint(lr: float, grad_clip: float | None) -> str:
-    """What to change when training produced NaN/inf: the step size first (clipping is on by default)."""
-    if grad_clip is None:
-        return f"lower lr (now {lr}) or turn gradient clipping back on (grad_clip=1.0)."
-    return f"lower lr (now {lr}); gradients are already clipped to norm {grad_clip}, so the step size is the likely cause."
-
-
-def _kept(ckpt_dir: Path | None, step: int | None) -> str:
-    """The clause of a divergence error that says which checkpoint is left untouched."""
-    if ckpt_dir is None:
-        return " (no checkpoint_dir: nothing was saved)"
-    if step is None or step < 0:
-        return f"; nothing was saved in {str(ckpt_dir)!r}"
-    return f"; the last good checkpoint (step {step}) in {str(ckpt_dir)!r} is kept"
-
-
-def _check_finite(state: TrainState, *, lr: float, grad_clip: float | None, ckpt_dir: Path | None,
-                  last_good: int | None) -> None:
-    """Raise FloatingPointError unless every weight and EMA weight is finite (one host sync)."""
-    tensors = [*state.params, *state.ema_params]
-    if tensors and not bool(torch.stack([torch.isfinite(p).all() for p in tensors]).all()):
-        raise FloatingPointError(f"the weights became NaN or inf by step {state.step}, so they were not saved"
-                                 f"{_kept(ckpt_dir, last_good)}; {_divergence_hint(lr, grad_clip)}")
 
 
 def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tensor, *, batch_size: int,
@@ -370,7 +363,7 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
                     if not math.isfinite(mean_loss):
                         # No save here: it would replace the last good checkpoint with NaN weights.
                         raise FloatingPointError(f"the loss became {mean_loss} at step {state.step}"
-                                                 f"{_kept(ckpt_dir, saved_step)}; {_divergence_hint(lr, grad_clip)}")
+                                                 f"{runs.kept(ckpt_dir, saved_step)}; {runs.divergence_hint(lr, grad_clip)}")
                     losses.append((state.step, mean_loss))
                     bar.update(since_log)
                     bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
@@ -387,7 +380,7 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
                 tail = float(running) / since_log
                 if not math.isfinite(tail):
                     raise FloatingPointError(f"the loss became {tail} by step {state.step}"
-                                             f"{_kept(ckpt_dir, saved_step)}; {_divergence_hint(lr, grad_clip)}")
+                                             f"{runs.kept(ckpt_dir, saved_step)}; {runs.divergence_hint(lr, grad_clip)}")
                 losses.append((state.step, tail))
                 bar.update(since_log)
             save_once()
