@@ -133,6 +133,37 @@ def test_each_written_out_line_holds_and_its_mutation_fails(lines, mutations):
         assert not S.check_identity(f"mutated: {name}", m_lhs, m_rhs).holds, name
 
 
+def _no_sqrt_inverse():
+    with sp.evaluate(False):  # x_0 = x_t − √(1 − ᾱ_t) ε, forgetting to divide by √ᾱ_t
+        return S.x_t_of_eps.subs(S.x_0, S.x_t - sp.sqrt(1 - S.abar_t) * S.eps)
+
+
+# The other steps rewritten so that they derive both sides, each with a slip that must fail.
+REWRITTEN_MUTATIONS = {
+    "the joint, posterior mean with the wrong sign of x_0": (S.joint_both_ways, lambda l, r: (l, r.subs(S.x_0, -S.x_0))),
+    "telescoping product missing 1/q_1": (S.telescoping_product, lambda l, r: (sp.Mul(*l.args[:-1], evaluate=False), r)),
+    "log'' = -1/w": (S.log_concavity, lambda l, r: (l, -1 / l.variables[0])),
+    "x_0 inverted without the sqrt": (lambda: S.posterior_steps()[3], lambda l, r: (_no_sqrt_inverse(), r)),
+    "Appendix A: final variance vs the derived one": (
+        lambda: S.reference_appendix_a()["variance_after"], lambda l, r: (l.subs(S.abar_t, S.abar_prev), r)),
+    "Appendix A: final mean vs the derived one": (
+        lambda: S.reference_appendix_a()["mean_after"], lambda l, r: (l.subs(S.x_t, S.x_prev), r)),
+    "Appendix A: the excess": (lambda: S.reference_appendix_a()["excess"], lambda l, r: (l, S.beta_t)),
+    "t = 1 decoder with beta for beta^2": (S.decoder_gaussian_at_t1, lambda l, r: (l, r.subs(S.beta_t**2, S.beta_t))),
+    "C at sigma^2 = beta": (lambda: S.reverse_steps()[1], lambda l, r: (S.kl_constant.subs(S.sigma2, S.beta_t), r)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REWRITTEN_MUTATIONS))
+def test_each_rewritten_step_holds_and_a_mutation_fails(name):
+    make, mutate = REWRITTEN_MUTATIONS[name]
+    step = make()
+    assert step.holds, step.name
+    lhs, rhs = mutate(step.lhs, step.rhs)
+    assert (lhs, rhs) != (step.lhs, step.rhs), "the mutation changed nothing"
+    assert not S.check_identity(f"mutated: {step.name}", lhs, rhs).holds
+
+
 def test_the_written_out_lines_chain_from_the_exponent_to_the_posterior():
     """Each line starts where the last ended (or from a definition), and they end at β̃ and μ̃."""
     lines = {name: (lhs, rhs) for name, lhs, rhs in S.completing_the_square_lines()}
