@@ -39,7 +39,7 @@ def run(compile: bool, steps: int = 12):
 def test_compiled_step_gives_the_eager_losses_and_weights():
     eager, _ = run(False)
     fast, messages = run(True)
-    assert not [m for m in messages if "torch.compile" in m], messages  # it really compiled
+    assert not [m for m in messages if "eager step" in m], messages  # it really compiled, no fallback
     le, lf = torch.tensor([v for _, v in eager.losses]), torch.tensor([v for _, v in fast.losses])
     assert len(le) == 12 and not torch.equal(le[0], le[-1])  # the loss moved: steps were taken
     torch.testing.assert_close(lf, le, rtol=1e-4, atol=1e-5)
