@@ -143,16 +143,17 @@ def test_float32_model_on_its_own_device_and_dtype(diffusion):
     assert x.dtype == torch.float32 and x.shape == (8, 2) and torch.isfinite(x).all()
 
 
-def test_cli_samples_with_dpm_solver(tmp_path, capsys):
+@pytest.mark.parametrize("sampler", ["dpm++", "dpm++sde"])
+def test_cli_samples_with_dpm_solver(tmp_path, capsys, sampler):
     from ddpm_lite.cli import main
 
     run = tmp_path / "roll"
     assert main(["train", "--data", "swiss_roll", "--steps", "5", "--T", "50", "--out", str(run), "--no-progress"]) == 0
     capsys.readouterr()
     out = tmp_path / "pts.png"
-    assert main(["sample", "--run", str(run), "--n", "64", "--sampler", "dpm++", "--ddim-steps", "6",
+    assert main(["sample", "--run", str(run), "--n", "64", "--sampler", sampler, "--ddim-steps", "6",
                  "--out", str(out)]) == 0
-    assert '"sampler": "dpm++"' in capsys.readouterr().out
+    assert f'"sampler": "{sampler}"' in capsys.readouterr().out
     pts = np.load(tmp_path / "pts.npy")
     assert pts.shape == (64, 2) and np.isfinite(pts).all()
 

@@ -106,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
     sa.add_argument("--out", required=True, type=Path,
                     help="PNG to write (grid of images, or scatter plot of points); the raw samples go to the same name with .npy")
-    sa.add_argument("--sampler", default="ancestral", choices=("ancestral", "ddim", "dpm++"),
-                    help="default ancestral (T steps); dpm++ is DPM-Solver++(2M), good at 10-25 steps")
-    sa.add_argument("--ddim-steps", type=_positive_int, default=50, help="steps for --sampler ddim or dpm++ (default 50)")
+    sa.add_argument("--sampler", default="ancestral", choices=("ancestral", "ddim", "dpm++", "dpm++sde"),
+                    help="default ancestral (T steps); dpm++ is DPM-Solver++(2M), dpm++sde its stochastic form")
+    sa.add_argument("--ddim-steps", type=_positive_int, default=50, help="steps for --sampler ddim, dpm++ or dpm++sde (default 50)")
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument("--device", default="auto")
 
@@ -302,8 +302,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     with torch.no_grad():
         if args.sampler == "ddim":
             x = diffusion.ddim_sample(model, shape, steps=args.ddim_steps, generator=gen, device=dev)
-        elif args.sampler == "dpm++":
-            x = diffusion.dpm_solver_sample(model, shape, steps=args.ddim_steps, generator=gen, device=dev)
+        elif args.sampler.startswith("dpm++"):
+            x = diffusion.dpm_solver_sample(model, shape, steps=args.ddim_steps, stochastic=args.sampler == "dpm++sde",
+                                            generator=gen, device=dev)
         else:
             x = diffusion.sample(model, shape, generator=gen, device=dev)
     x = x.float().cpu()
