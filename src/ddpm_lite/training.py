@@ -232,7 +232,7 @@ def train(
         return _train_locked(state, model, diffusion, data, ckpt_dir, resume, config, metadata, ddp, dev, steps=steps,
                              seconds=seconds, batch_size=batch_size, lr=lr, ema_decay=ema_decay, grad_clip=grad_clip,
                              amp=amp, compile=compile, checkpoint_every=checkpoint_every, progress=progress,
-                             log_every=log_every, loss_kind=loss_kind, callback=callback)
+                             log_every=log_every, loss_kind=loss_kind, callback=callback, t_sampler=t_sampler)
     finally:
         if lock is not None:
             lock.release()
@@ -243,7 +243,7 @@ def _train_locked(state: TrainState, model: nn.Module, diffusion: GaussianDiffus
                   ddp: distributed.DistInfo, dev: torch.device, *, steps: int | None, seconds: float | None,
                   batch_size: int, lr: float, ema_decay: float, grad_clip: float | None, amp: AmpKind | None,
                   compile: bool, checkpoint_every: int, progress: bool, log_every: int, loss_kind: LossKind,
-                  callback: Callable | None) -> TrainResult:
+                  callback: Callable | None, t_sampler: ImportanceSampler | None) -> TrainResult:
     """The part of :func:`train` that runs while this process owns the run directory."""
     resumed = ckpt_dir is not None and resume and has_checkpoint(ckpt_dir)
     if resumed:
