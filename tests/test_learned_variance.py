@@ -245,3 +245,22 @@ def test_baselines_order_and_values():
     assert per_pixel_bpd(const, const, 3) == pytest.approx(-math.log2(11 / 13))
     with pytest.raises(ValueError, match="levels outside"):
         per_pixel_bpd(const + 5, const, 3)
+
+
+def test_cli_trains_samples_and_scores_a_learned_variance_model(tmp_path, capsys):
+    import json
+
+    from ddpm_lite.cli import main
+
+    run = tmp_path / "digits"
+    args = ["train", "--data", "digits", "--steps", "3", "--T", "20", "--variance", "learned",
+            "--loss", "hybrid", "--out", str(run), "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    model, diffusion, _, _ = load_run(run, "cpu")
+    assert diffusion.variance == "learned" and model.config["learn_sigma"] is True
+    assert main(["sample", "--run", str(run), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    capsys.readouterr()
+    assert main(["bpd", "--run", str(run), "--n", "5"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert math.isfinite(res["bits_per_dim"]) and res["bits_per_dim"] > 0
