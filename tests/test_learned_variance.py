@@ -66,6 +66,10 @@ def test_v_at_its_ends_is_exactly_the_fixed_variance(x0, v, fixed):
     s_a = learned.sample(model, (4, 1, 8, 8), generator=gen().manual_seed(1))
     s_b = plain.sample(model.eps, (4, 1, 8, 8), generator=gen().manual_seed(1))
     torch.testing.assert_close(s_a, s_b, rtol=1e-5, atol=1e-5)
+    # DDIM uses ε only: the v channels must not change it at all.
+    d_a = learned.ddim_sample(model, (4, 1, 8, 8), steps=5, eta=1.0, generator=gen().manual_seed(2))
+    d_b = plain.ddim_sample(model.eps, (4, 1, 8, 8), steps=5, eta=1.0, generator=gen().manual_seed(2))
+    assert torch.equal(d_a, d_b)
 
 
 def test_v_interpolates_the_log_variance_between_the_ends():
