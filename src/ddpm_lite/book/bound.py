@@ -75,8 +75,16 @@ def importance_steps(T: int = 4) -> list[Step]:
     # Stationary in every p_t, then the constraint fixes λ.
     p_of_lam = [sp.solve(sp.diff(lagrangian, pi), pi)[0] for pi in p]
     lam_star = sp.solve(sum(p_of_lam) - 1, lam)[0]
-    return [unbiased, check_identity("p_1 where the Lagrangian is stationary", p_of_lam[0].subs(lam, lam_star),
-                                     sp.sqrt(m[0]) / root_sum)]
+    p_star = [pi.subs(lam, lam_star) for pi in p_of_lam]
+    # The claimed p_1 written as 1/(1 + Σ_{s>1} √(m_s/m_1)), so that the check has to
+    # simplify what solve() returned rather than meet its own canonical form.
+    p1_claimed = 1 / (1 + sp.Add(*(sp.sqrt(mi / m[0]) for mi in m[1:])))
+    return [
+        unbiased,
+        check_identity("p_1 where the Lagrangian is stationary", p_star[0], p1_claimed),
+        check_identity("E[(L_t/(T p_t))²] at that p", sum(mi / (T**2 * ps) for mi, ps in zip(m, p_star)),
+                       root_sum**2 / T**2),
+    ]
 
 
 @torch.no_grad()
