@@ -29,6 +29,8 @@ __all__ = [
     "image_grid",
     "TOY_DATASETS",
     "toy_split",
+    "grid_png",
+    "scatter_png",
 ]
 
 #: The bundled digits hold integers 0..16, i.e. 17 intensity levels.
@@ -262,3 +264,32 @@ def image_grid(images: torch.Tensor | np.ndarray, ncols: int | None = None, pad:
         r, q = divmod(i, ncols)
         grid[:, r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = (np.clip(x[i], -1, 1) + 1) / 2
     return grid[0] if c == 1 else grid.transpose(1, 2, 0)
+
+
+def _png(array: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def grid_png(x: torch.Tensor) -> bytes:
+    """Images (N, C, H, W) in [−1, 1] → PNG bytes of a near-square grid, enlarged when tiny."""
+    grid = np.round(image_grid(x) * 255).astype(np.uint8)
+    # Tiny images (8×8 digits) are enlarged by whole pixels so the grid is visible on a screen.
+    scale = max(1, 256 // max(grid.shape[:2]))
+    return _png(grid.repeat(scale, axis=0).repeat(scale, axis=1))
+
+
+def scatter_png(points: torch.Tensor, size: int = 400) -> bytes:
+    """2-D points → PNG bytes of a density-shaded scatter plot (no plotting library needed)."""
+    p = points.double().numpy()
+    lim = max(3.2, float(np.quantile(np.abs(p), 0.999)) * 1.05)
+    counts, _, _ = np.histogram2d(p[:, 1], p[:, 0], bins=size, range=[[-lim, lim], [-lim, lim]])
+    shade = 1.0 - np.exp(-0.7 * counts[::-1])  # y grows upwards; a few points per pixel read as dark
+    img = np.round(255 * (1.0 - shade)).astype(np.uint8)
+    img[[0, -1], :] = img[:, [0, -1]] = 0  # frame
+    return _png(img)
