@@ -771,3 +771,81 @@ def test_gpu_checkpoint_resumes_on_cpu(run_dir, tmp_path):
         res = train(MLPDenoiser(dim=2, hidden=8, depth=1, T=10), DIFF, D.swiss_roll(64), steps=4, batch_size=16,
                     device="cpu", checkpoint_dir=run, progress=False)
     assert res.steps == 4 and load_checkpoint(run)["generator_device"] == "cpu"
+
+
+# ---------------------------------------------------------------------------- issue 10: images at their true depth
+RAMP = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4  # 0..252
+
+
+def _save(path, array, mode=None, **kw):
+    from PIL import Image
+
+    Image.fromarray(array, mode).save(path, **kw) if mode else Image.fromarray(array).save(path, **kw)
+
+
+def test_image_folder_16_bit_and_float_load_like_the_8_bit_copy(tmp_path):
+    """A 16-bit PNG is scaled (not clipped to 255) and a float TIFF is read as [0, 1], also in one mixed folder."""
+    ref_dir, mixed = tmp_path / "ref", tmp_path / "mixed"
+    ref_dir.mkdir(), mixed.mkdir()
+    _save(ref_dir / "a.png", RAMP)
+    _save(mixed / "a.png", RAMP)
+    _save(mixed / "b.png", RAMP.astype(np.uint16) * 257)  # the same levels in 16 bits
+    _save(mixed / "c.tif", RAMP.astype(np.float32) / 255.0, "F")
+    ref = D.image_folder(ref_dir)
+    x = D.image_folder(mixed)
+    assert x.shape == (3, 1, 8, 8)
+    for i in range(3):
+        assert torch.equal(x[i], ref[0]), i
+
+
+def test_image_folder_float_outside_0_1_is_refused(tmp_path):
+    _save(tmp_path / "c.tif", np.full((8, 8), 3.0, np.float32), "F")
+    assert_clean_error(lambda: D.image_folder(tmp_path), ValueError, ["c.tif", "[0, 1]"])
+
+
+def test_image_folder_transparency_is_white(tmp_path):
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)  # black, fully transparent ...
+    rgba[:4, :, 3] = 255  # ... except the top half, opaque black
+    _save(tmp_path / "a.png", rgba)
+    x = D.image_folder(tmp_path, mode="RGB")
+    assert torch.all(x[0, :, :4] == -1.0) and torch.all(x[0, :, 4:] == 1.0)
+
+
+def test_image_folder_palette_image(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(RAMP).convert("P").save(tmp_path / "a.png")
+    _save(tmp_path / "b.png", RAMP)
+    x = D.image_folder(tmp_path)
+    assert torch.equal(x[0], x[1])
+
+
+def test_image_folder_applies_exif_orientation(tmp_path):
+    from PIL import Image
+
+    wide = np.zeros((4, 8), dtype=np.uint8)
+    wide[:, 0] = 255  # a white left column
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(wide).save(tmp_path / "a.png", exif=exif)
+    x = D.image_folder(tmp_path)
+    assert x.shape == (1, 1, 8, 4)  # shown upright: 4 wide, 8 tall
+    assert torch.all(x[0, 0, 0] == 1.0) and torch.all(x[0, 0, 1:] == -1.0)  # the left column became the top row
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` × ``height`` (the pixel data is never reached)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [5000, 20000])
+def test_image_folder_refuses_oversized_images_before_decoding(tmp_path, side):
+    (tmp_path / "huge.png").write_bytes(_png_header(side, side))
+    assert_clean_error(lambda: D.image_folder(tmp_path), ValueError, ["huge.png", "shrink it"])
