@@ -17,8 +17,9 @@ from .gaussian import nats_to_bits_per_dim, normal_kl
 from .plumbing import check_generator, randn
 from .schedule import NoiseSchedule
 
-#: Smallest ᾱ_T a diffusion accepts (1/√ᾱ_T ≤ 10¹⁵ keeps x̂_0 finite in float32).
-MIN_ALPHA_BAR_T = 1e-30
+#: Smallest ᾱ_T a diffusion accepts: the smallest normal float64.  Below it ᾱ_T has underflowed
+#: (often to exactly 0) and 1/√ᾱ_T, hence DDIM and x̂_0, turn inf/NaN.
+MIN_ALPHA_BAR_T = float(np.finfo(np.float64).tiny)
 
 __all__ = ["ForwardProcess"]
 
@@ -40,10 +41,9 @@ class ForwardProcess:
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError(f"schedule must be a ddpm_lite.NoiseSchedule, got {type(schedule).__name__}.")
         if not schedule.alpha_bars[-1] >= MIN_ALPHA_BAR_T:
-            # 1/√ᾱ_T would overflow: DDIM and x̂_0 turn NaN (ᾱ_T is often exactly 0 in float64 here).
-            raise ValueError(f"this schedule leaves ᾱ_T = {schedule.alpha_bars[-1]:.3g} (T={schedule.T}, "
-                             f"β_T={schedule.betas[-1]:.3g}), below {MIN_ALPHA_BAR_T:g}: x_0 cannot be recovered "
-                             "in floating point; lower beta_T or T (the paper uses β_T = 0.02 at T = 1000).")
+            raise ValueError(f"this schedule's ᾱ_T = ∏(1 − β_t) underflows to {schedule.alpha_bars[-1]:.3g} "
+                             f"(T={schedule.T}, β_T={schedule.betas[-1]:.3g}), so x_0 cannot be recovered in "
+                             "floating point; lower beta_T or T (the paper uses β_T = 0.02 at T = 1000).")
         self.schedule = schedule
         self.T = schedule.T
         self._tables: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
