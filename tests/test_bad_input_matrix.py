@@ -128,7 +128,7 @@ API_CASES = [
     ("schedule/prior_kl negative", _f(S10.prior_kl_per_dim, -1.0), ValueError, ["mean_square", "-1.0"]),
     # --- GaussianDiffusion constructor
     ("diffusion/schedule not a schedule", _f(GaussianDiffusion, [0.1, 0.2]), ValueError, ["schedule", "list"]),
-    ("diffusion/variance unknown", _f(GaussianDiffusion, S10, variance="learned"), ValueError, ["variance", "'learned'"]),
+    ("diffusion/variance unknown", _f(GaussianDiffusion, S10, variance="learnt"), ValueError, ["variance", "'learnt'"]),
     ("diffusion/num_levels 1", _f(GaussianDiffusion, S10, num_levels=1), ValueError, ["num_levels", "1"]),
     ("diffusion/num_levels float", _f(GaussianDiffusion, S10, num_levels=2.5), ValueError, ["num_levels", "2.5"]),
     # --- q_sample and the posterior

@@ -366,7 +366,7 @@ def test_bad_inputs_raise_value_errors_that_name_the_argument():
     x0 = torch.zeros(4, 2)
     t = torch.full((4,), 3)
     cases = [
-        (lambda: GaussianDiffusion(sch, variance="learned"), "variance"),
+        (lambda: GaussianDiffusion(sch, variance="learnt"), "variance"),
         (lambda: GaussianDiffusion(sch, num_levels=1), "num_levels"),
         (lambda: GaussianDiffusion(np.ones(3)), "schedule"),
         (lambda: d.q_posterior_mean_variance(x0, x0, torch.full((4,), 0)), "t=0"),

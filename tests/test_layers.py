@@ -23,18 +23,18 @@ SRC = PKG.parent
 #: Floors of the library, bottom up.  An import must go to a strictly lower floor.
 LIBRARY_FLOORS = {
     "checks": 0, "plumbing": 0, "rundir": 0, "progress": 0,
-    "schedule": 1, "gaussian": 1, "checkpoint": 1, "data": 1, "models": 1,
-    "forward": 2, "metrics": 2, "distributed": 2, "train_state": 2,
+    "schedule": 1, "gaussian": 1, "checkpoint": 1, "data": 1, "models": 1, "resample": 1,
+    "forward": 2, "metrics": 2, "distributed": 2, "train_state": 2, "baselines": 2,
     "reverse": 3, "runs": 3,
-    "sampling": 4,
-    "diffusion": 5,
+    "sampling": 4, "solvers": 4.5,
+    "diffusion": 5, "fast_step": 5.5,
     "training": 6,
     "cli": 7, "__main__": 8, "__init__": 8,
 }
 #: The teaching layer sits above the whole library.
 BOOK_FLOORS = {
     "book.display": 9,
-    "book.__init__": 10, "book.symbolic": 10, "book.exact": 10, "book.plotting": 10, "book.experiments": 10,
+    "book.__init__": 10, "book.symbolic": 10, "book.bound": 11, "book.exact": 10, "book.plotting": 10, "book.experiments": 10,
     "book.widgets.base": 11,
     "book.widgets.forward": 12, "book.widgets.posterior": 12, "book.widgets.reverse_chain": 12,
     "book.widgets.__init__": 13,

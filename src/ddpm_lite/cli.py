@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=_positive_int, help="total optimizer steps (counting resumed ones)")
     tr.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     tr.add_argument("--schedule", default="linear", choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
+    tr.add_argument("--variance", default="beta", choices=("beta", "beta_tilde", "learned"),
+                    help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
+    tr.add_argument("--loss", default="simple", choices=("simple", "vb", "hybrid"), help="objective (default simple)")
     tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
     tr.add_argument("--seed", type=_seed, default=0, help="seed of model init, batch order and noise (default 0)")
     tr.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
@@ -121,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
     sa.add_argument("--out", required=True, type=Path,
                     help="PNG to write (grid of images, or scatter plot of points); the raw samples go to the same name with .npy")
-    sa.add_argument("--sampler", default="ancestral", choices=("ancestral", "ddim"), help="default ancestral (T steps)")
+    sa.add_argument("--sampler", default="ancestral", choices=("ancestral", "ddim", "dpm++", "dpm++sde"),
+                    help="default ancestral (T steps); dpm++ is DPM-Solver++(2M), dpm++sde its stochastic form")
     sa.add_argument("--ddim-steps", type=_positive_int, default=None,
-                    help="steps for --sampler ddim (default 50, or T when the run has fewer)")
+                    help="steps for --sampler ddim, dpm++ or dpm++sde (default 50, or T when the run has fewer)")
     sa.add_argument("--seed", type=_seed, default=0)
     sa.add_argument("--device", default="auto")
 
@@ -230,12 +234,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         distributed.shutdown()
 
 
-def _model_for(default_model, data, T: int):  # noqa: ANN001, ANN202
+def _model_for(default_model, data, T: int, **kw):  # noqa: ANN001, ANN003, ANN202
     """The CLI's model for ``data``; images the U-Net cannot halve evenly get a size to use."""
     import math
 
     try:
-        return default_model(tuple(data.shape), T=T)
+        return default_model(tuple(data.shape), T=T, **kw)
     except ValueError:
         if data.dim() != 4:
             raise
@@ -263,9 +267,9 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
         raise ValueError(f"--out {str(args.out)!r} is a file; it must be a run directory.")
     data, meta = load_dataset(args.data, args.image_size, args.mode)
     schedule = NoiseSchedule.from_name(args.schedule, args.T)
-    diffusion = GaussianDiffusion(schedule, num_levels=meta["num_levels"])
+    diffusion = GaussianDiffusion(schedule, variance=args.variance, num_levels=meta["num_levels"])
     torch.manual_seed(args.seed)
-    model = _model_for(default_model, data, args.T)
+    model = _model_for(default_model, data, args.T, learn_sigma=args.variance == "learned")
     if ddp.is_main:  # an unwritable --out must fail now, not at the first save after the budget
         check_writable(args.out, "--out")
     small = data.dim() == 2 or min(data.shape[-2:]) < 16
@@ -286,7 +290,7 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
         result = train(model, diffusion, data, steps=args.steps, seconds=args.seconds, batch_size=args.batch_size,
                        lr=lr, device=device, amp=args.amp, checkpoint_dir=args.out, resume=not args.fresh,
                        checkpoint_every=args.checkpoint_every, seed=args.seed, progress=not args.no_progress,
-                       log_every=args.log_every, metadata=meta, callback=report)
+                       log_every=args.log_every, loss_kind=args.loss, metadata=meta, callback=report)
     except CheckpointError as exc:  # the API's advice, in the command line's words
         raise CheckpointError(str(exc).replace(RESTART_HINT, "--fresh")) from None
     code = 128 + result.stop_signal if result.interrupted and result.stop_signal else (130 if result.interrupted else 0)
@@ -320,7 +324,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--n {args.n} is more than {MAX_SAMPLES} samples in one call; run sample several "
                          "times with different --seed values.")
     model, diffusion, state, dev = load_run(args.run, args.device)
-    if args.sampler == "ddim":
+    if args.sampler != "ancestral":  # ddim, dpm++, dpm++sde take --ddim-steps
         if args.ddim_steps is not None and args.ddim_steps > diffusion.T:
             raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
                              f"use --ddim-steps {diffusion.T} or fewer.")
@@ -330,6 +334,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     with torch.no_grad():
         if args.sampler == "ddim":
             x = diffusion.ddim_sample(model, shape, steps=args.ddim_steps, generator=gen, device=dev)
+        elif args.sampler.startswith("dpm++"):
+            x = diffusion.dpm_solver_sample(model, shape, steps=args.ddim_steps, stochastic=args.sampler == "dpm++sde",
+                                            generator=gen, device=dev)
         else:
             x = diffusion.sample(model, shape, generator=gen, device=dev)
     x = x.float().cpu()

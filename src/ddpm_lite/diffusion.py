@@ -17,8 +17,9 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-from . import checks, sampling
+from . import checks, sampling, solvers
 from .plumbing import EpsModel, check_eps_model, check_generator, randn
+from .resample import ImportanceSampler
 from .reverse import VARIANCE_KINDS, ReverseProcess, VarianceKind, eps_loss_weight
 from .schedule import NoiseSchedule
 
@@ -40,7 +41,7 @@ class GaussianDiffusion(ReverseProcess):
     training objectives, the samplers and the one serialisation of its settings.
 
     Parameters are those of :class:`ddpm_lite.reverse.ReverseProcess`: ``schedule``,
-    ``variance`` (σ_t²: ``"beta"`` or ``"beta_tilde"``) and ``num_levels`` (K of the data, or
+    ``variance`` (σ_t²: ``"beta"``, ``"beta_tilde"`` or ``"learned"``) and ``num_levels`` (K of the data, or
     None for continuous data).
     """
 
@@ -102,8 +103,8 @@ class GaussianDiffusion(ReverseProcess):
     # ------------------------------------------------------------------ training objectives
     def training_losses(self, eps_model: EpsModel, x0: torch.Tensor, kind: LossKind = "simple", lambda_vb: float = 0.001,
                         t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                        generator: torch.Generator | None = None, check_inputs: bool = True
-                        ) -> dict[str, torch.Tensor]:
+                        generator: torch.Generator | None = None, check_inputs: bool = True,
+                        t_sampler: ImportanceSampler | None = None) -> dict[str, torch.Tensor]:
         """Per-sample training losses from one ε_θ evaluation (eqs. ``l-simple``, ``Lt-minus-1``).
 
         Parameters
@@ -111,15 +112,20 @@ class GaussianDiffusion(ReverseProcess):
         kind:
             ``"simple"``: L_simple = ‖ε − ε_θ(x_t, t)‖² averaged over dimensions (default).
             ``"vb"``: the bound, T·L_{t−1} in bits/dim (see :meth:`loss_vb`).
-            ``"hybrid"``: L_simple + ``lambda_vb``·T·L_{t−1} with μ_θ detached in the vb
-            term (Nichol & Dhariwal 2021, §3.1): there the vb term only trains a learned
-            variance.  Our σ_t² is fixed, so the hybrid's gradient equals L_simple's; the
-            option exists so the objective's value can be logged and compared.
+            ``"hybrid"``: L_hybrid = L_simple + ``lambda_vb``·T·L_{t−1} with μ_θ detached in
+            the vb term (Nichol & Dhariwal 2021, §3.1): the vb term trains only the learned
+            variance (``variance="learned"``), L_simple alone trains the mean.  With a fixed
+            σ_t² the hybrid's gradient equals L_simple's.
         lambda_vb:
             Weight of the vb term in ``"hybrid"``; 0.001 as in Nichol & Dhariwal.
         t, noise:
             Timesteps (batch,) in 1..T and ε shaped like x0; drawn (uniform t, standard
             normal ε) from ``generator`` when omitted.
+        t_sampler:
+            An :class:`ddpm_lite.resample.ImportanceSampler`: when given (and ``t`` is not),
+            t is drawn from it, ``loss`` is weighted by 1/(T p_t) (still unbiased for the
+            objective) and the vb term is recorded to update p.  Needs kind ``"vb"`` or
+            ``"hybrid"`` (p is driven by L_{t−1}).
         check_inputs:
             Check x_0 for NaN/inf (and, for the bound, that it lies on the ``num_levels``
             grid).  Default True.  These checks read a value back from the device; a
@@ -127,7 +133,7 @@ class GaussianDiffusion(ReverseProcess):
             host/device synchronisation per step.  Shapes and ``t`` are always checked.
 
         Returns a dict of (batch,) tensors: ``loss`` (what to average and backpropagate),
-        ``mse``, ``t``, and for kinds ``"vb"`` and ``"hybrid"`` also ``vb`` (T·L_{t−1}, bits/dim).
+        ``mse``, ``t``, ``weight`` (1/(T p_t), ones without a sampler), and for kinds ``"vb"`` and ``"hybrid"`` also ``vb`` (T·L_{t−1}, bits/dim).
         """
         checks.choice("kind", kind, LOSS_KINDS)
         checks.number("lambda_vb", lambda_vb, 0.0)
@@ -136,6 +142,12 @@ class GaussianDiffusion(ReverseProcess):
         self._check_x(x0, finite=check_inputs, nonempty=True)
         if kind != "simple" and check_inputs:
             self.check_on_grid(x0)
+        weight = None
+        if t_sampler is not None:
+            if kind == "simple":
+                raise ValueError("t_sampler needs kind='vb' or 'hybrid': its probabilities follow L_{t-1}.")
+            if t is None:
+                t, weight = t_sampler.draw(x0.shape[0], generator, x0.device)
         # The same draws, in the same order, as draw_t_and_noise.
         t = self._draw_t(x0.shape[0], generator, x0.device) if t is None else self._check_t(t, x0)
         if noise is None:
@@ -143,15 +155,18 @@ class GaussianDiffusion(ReverseProcess):
         else:
             self._check_same_shape(noise, x0, "noise")
         xt = self._q_sample(x0, t, noise)
-        eps = self._eps(eps_model, xt, t)
+        eps, v = self._eps(eps_model, xt, t)
         mse = (noise - eps).square().flatten(1).mean(1)
-        out = {"mse": mse, "t": t}
+        out = {"mse": mse, "t": t, "weight": torch.ones_like(mse) if weight is None else weight}
         if kind == "simple":
             out["loss"] = mse
             return out
-        vb = self.T * self._vb_terms_bpd(x0, xt, t, eps, detach_mean=(kind == "hybrid"))
+        vb = self.T * self._vb_terms_bpd(x0, xt, t, eps, detach_mean=(kind == "hybrid"), v=v)
         out["vb"] = vb
-        out["loss"] = vb if kind == "vb" else mse + lambda_vb * vb
+        loss = vb if kind == "vb" else mse + lambda_vb * vb
+        out["loss"] = loss if weight is None else loss * weight
+        if t_sampler is not None:
+            t_sampler.update(t, vb / self.T)
         return out
 
     def loss_simple(self, eps_model: EpsModel, x0: torch.Tensor, t: torch.Tensor | None = None,
@@ -190,6 +205,17 @@ class GaussianDiffusion(ReverseProcess):
         """
         return sampling.ddim_sample(self, eps_model, shape, steps=steps, eta=eta, generator=generator,
                                     device=device, dtype=dtype)
+
+    def dpm_solver_sample(self, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 20, order: int = 2,
+                          spacing: solvers.SpacingKind = "logsnr", stochastic: bool = False,
+                          generator: torch.Generator | None = None, device: torch.device | str | None = None,
+                          dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Few-step deterministic sampling with DPM-Solver++(2M) (Lu et al. 2022); ``order=1`` is DDIM.
+
+        See :func:`ddpm_lite.solvers.dpm_solver_sample` for the update and the options.
+        """
+        return solvers.dpm_solver_sample(self, eps_model, shape, steps=steps, order=order, spacing=spacing,
+                                         stochastic=stochastic, generator=generator, device=device, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"GaussianDiffusion({self.schedule!r}, variance={self.variance!r}, num_levels={self.num_levels})"

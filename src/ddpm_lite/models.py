@@ -2,8 +2,8 @@
 
 Every model follows the ``eps_model`` protocol of :class:`ddpm_lite.GaussianDiffusion`:
 ``model(xt, t)`` with ``xt`` of shape (batch, ...) and ``t`` a LongTensor of shape
-(batch,) holding the paper's timesteps 1..T, returns a tensor shaped like ``xt``.
-Each model knows its ``T`` and rescales t internally, so callers never translate.
+(batch,) holding the paper's timesteps 1..T, returns a tensor shaped like ``xt`` (with
+``learn_sigma=True``: twice its channels, ε then v).  Each model knows its ``T``.
 
 The sizes are picked for a laptop CPU (2 threads): see ``benchmarks/README.md``.
 """
@@ -48,14 +48,13 @@ def timestep_embedding(t: torch.Tensor, dim: int, T: int = 1000, max_period: flo
     return emb.to(torch.float32)
 
 
+@torch.compiler.disable  # data-dependent checks: run eagerly, never traced (fast_step compiles around them)
 def _check_timesteps(t: object, batch: int, T: int) -> torch.Tensor:
-    """ε-model input check: ``t`` must be integer timesteps of shape (batch,) in 0..T.
+    """``t`` as int64 timesteps after checking it: integers of shape (batch,) in 0..T.
 
-    Models index a table of T + 1 rows with ``t``: a negative t would silently wrap to the
-    end of the table and t > T would fail deep inside torch.  The range is checked only for
-    CPU tensors, where it costs microseconds; on an accelerator it would synchronise with
-    the host on every call (the samplers make thousands), and the diffusion methods have
-    already checked t before calling the model.
+    Models index a table of T + 1 rows with ``t`` (a negative t would wrap, t > T fail in
+    torch).  The range is checked for CPU tensors only: on an accelerator it would sync
+    with the host on every call, and the diffusion methods have already checked t.
     """
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"t must be a LongTensor of timesteps 1..T (T={T}), shape (batch,), got {type(t).__name__}.")
@@ -137,14 +136,14 @@ class MLPDenoiser(nn.Module):
     """
 
     def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, T: int = 1000, sinusoid_dim: int = 64,
-                 data_shape: tuple[int, ...] | None = None) -> None:
+                 data_shape: tuple[int, ...] | None = None, learn_sigma: bool = False) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth), ("T", T)):
             checks.integer(name, value, 1)
         if data_shape is not None and math.prod(data_shape) != dim:
             raise ValueError(f"data_shape {tuple(data_shape)} must hold dim={dim} values, it holds {math.prod(data_shape)}.")
         self.config = dict(kind="mlp", dim=dim, hidden=hidden, depth=depth, T=T, sinusoid_dim=sinusoid_dim,
-                           data_shape=None if data_shape is None else list(data_shape))
+                           data_shape=None if data_shape is None else list(data_shape), **_sigma_cfg(learn_sigma))
         self.dim, self.depth, self.T = dim, depth, T
         self.data_shape = None if data_shape is None else tuple(data_shape)
         # The sinusoids of every t, tabulated once (not stored in checkpoints).
@@ -156,7 +155,7 @@ class MLPDenoiser(nn.Module):
         self._cache = _FrozenTableCache()
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
-        self.out = nn.Linear(hidden, dim)
+        self.out = nn.Linear(hidden, dim * (2 if learn_sigma else 1))  # learn_sigma: ε then v (dim 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -173,7 +172,11 @@ class MLPDenoiser(nn.Module):
         h = self.inp(xt.reshape(xt.shape[0], self.dim).to(self.inp.weight.dtype))  # fp64/fp16 in: our dtype
         for block, e_l in zip(self.blocks, e):
             h = h + block(F.silu(h + e_l))
-        return self.out(F.silu(h)).reshape(xt.shape).to(xt.dtype)
+        return self.out(F.silu(h)).reshape(xt.shape[0], -1, *xt.shape[2:]).to(xt.dtype)
+
+
+def _sigma_cfg(learn_sigma: bool) -> dict:  # absent when off: older checkpoints' configs still match
+    return {"learn_sigma": True} if learn_sigma else {}
 
 
 def _groups(channels: int, wanted: int) -> int:
@@ -253,6 +256,7 @@ class UNet(nn.Module):
         attention_resolutions: tuple[int, ...] = (),
         groups: int = 8,
         T: int = 1000,
+        learn_sigma: bool = False,
     ) -> None:
         super().__init__()
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -271,7 +275,7 @@ class UNet(nn.Module):
         self.config = dict(
             kind="unet", in_channels=in_channels, image_size=list(size), base_channels=base_channels,
             channel_mult=list(channel_mult), num_res_blocks=num_res_blocks,
-            attention_resolutions=list(attention_resolutions), groups=groups, T=T,
+            attention_resolutions=list(attention_resolutions), groups=groups, T=T, **_sigma_cfg(learn_sigma),
         )
         self.in_channels, self.image_size, self.T = in_channels, size, T
         emb_dim = 4 * base_channels
@@ -312,7 +316,7 @@ class UNet(nn.Module):
             if i > 0:
                 c, res = chans[i - 1], res * 2
         self.out_norm = nn.GroupNorm(_groups(c, groups), c)
-        self.out = nn.Conv2d(c, in_channels, 3, padding=1)
+        self.out = nn.Conv2d(c, in_channels * (2 if learn_sigma else 1), 3, padding=1)  # learn_sigma: ε then v
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -365,33 +369,32 @@ def build_model(config: dict) -> nn.Module:
             cfg["data_shape"] = tuple(cfg["data_shape"])
         return MLPDenoiser(**cfg)
     if kind == "unet":
-        cfg["image_size"] = tuple(cfg["image_size"])
-        cfg["channel_mult"] = tuple(cfg["channel_mult"])
-        cfg["attention_resolutions"] = tuple(cfg["attention_resolutions"])
+        for key in ("image_size", "channel_mult", "attention_resolutions"):
+            cfg[key] = tuple(cfg[key])
         return UNet(**cfg)
     raise ValueError(f"model config kind must be 'mlp' or 'unet', got {kind!r}.")
 
 
-def default_model(data_shape: tuple[int, ...], T: int = 1000) -> nn.Module:
+def default_model(data_shape: tuple[int, ...], T: int = 1000, learn_sigma: bool = False) -> nn.Module:
     """The model the CLI and the benchmarks use for data of shape (N, ...) — one recipe, one place.
 
     * points (N, d): :class:`MLPDenoiser` with 3 blocks of 128;
     * 8×8 images (and anything up to 15 px): :class:`UNet` with the defaults (99 329 params for gray);
     * 16×16 … 31 px: ``base_channels=32, channel_mult=(1, 2)``, attention at H/2;
     * 32 px and up: ``base_channels=64, channel_mult=(1, 2, 2)``, attention at H/4.
-    Image sides must be divisible by 2^(levels − 1).
+    Image sides must be divisible by 2^(levels − 1).  ``learn_sigma`` adds the v channels.
     """
     shape = tuple(int(s) for s in data_shape)
     if len(shape) == 2:
-        return MLPDenoiser(dim=shape[1], T=T)
+        return MLPDenoiser(dim=shape[1], T=T, learn_sigma=learn_sigma)
     if len(shape) != 4:
         raise ValueError(f"data must have shape (N, d) for points or (N, C, H, W) for images, got {shape}.")
     c, h, w = shape[1:]
     side = min(h, w)
     if side < 16:
-        return UNet(in_channels=c, image_size=(h, w), T=T)
+        return UNet(in_channels=c, image_size=(h, w), T=T, learn_sigma=learn_sigma)
     if side < 32:
         return UNet(in_channels=c, image_size=(h, w), base_channels=32, channel_mult=(1, 2),
-                    attention_resolutions=(h // 2,), T=T)
+                    attention_resolutions=(h // 2,), T=T, learn_sigma=learn_sigma)
     return UNet(in_channels=c, image_size=(h, w), base_channels=64, channel_mult=(1, 2, 2),
-                attention_resolutions=(h // 4,), T=T)
+                attention_resolutions=(h // 4,), T=T, learn_sigma=learn_sigma)

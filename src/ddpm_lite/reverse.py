@@ -22,8 +22,9 @@ from .schedule import NoiseSchedule
 
 __all__ = ["ReverseProcess", "VarianceKind", "VARIANCE_KINDS", "eps_loss_weight"]
 
-#: Choices of the reverse-process variance σ_t² (Ho et al. 2020, §3.2).
-VarianceKind = Literal["beta", "beta_tilde"]
+#: Choices of the reverse-process variance σ_t²: fixed (Ho et al. 2020, §3.2) or learned
+#: per dimension (Nichol & Dhariwal 2021, eq. 15).
+VarianceKind = Literal["beta", "beta_tilde", "learned"]
 VARIANCE_KINDS: tuple[str, ...] = get_args(VarianceKind)
 
 
@@ -39,6 +40,9 @@ def eps_loss_weight(schedule: NoiseSchedule, variance: VarianceKind = "beta") ->
         β̃_1 = 0 and the weight is +inf (the reverse step would have to be exact).
     """
     checks.choice("variance", variance, VARIANCE_KINDS)
+    if variance == "learned":
+        raise ValueError("eps_loss_weight needs a fixed σ_t²: with variance='learned' the weight depends on the "
+                         "model's v; pass variance='beta' or 'beta_tilde'.")
     s = schedule
     w = np.zeros(s.T + 1)
     t = np.arange(1, s.T + 1)
@@ -70,6 +74,12 @@ class ReverseProcess(ForwardProcess):
           β̃_2 (``schedule.posterior_log_variance_clipped``; β_1 if T = 1), as Ho et al.'s
           code does.
 
+        * ``"learned"``: Σ_θ = exp(v log β_t + (1 − v) log β̃_t) per dimension (Nichol &
+          Dhariwal 2021, eq. 15), v the second half of the model's output channels (build the
+          model with ``learn_sigma=True``: it returns 2C channels, ε then v).  log β̃_t is the
+          clipped table of ``"beta_tilde"``, so v ≡ 1 is exactly ``"beta"`` and v ≡ 0 exactly
+          ``"beta_tilde"``, t = 1 included.
+
         The choice changes the bound (L_{t−1} and L_0) and the ancestral sampler's noise;
         it does not change L_simple or DDIM.
     num_levels:
@@ -90,19 +100,20 @@ class ReverseProcess(ForwardProcess):
     def _build_reverse_constants(self) -> None:
         """Float64 tables (length T + 1, index = timestep) used by the reverse process."""
         s = self.schedule
-        if self.variance == "beta":
-            var = s.betas.copy()
-            var[0] = s.betas[1]  # index 0 is not a step; keep it finite
-        else:
-            var = np.exp(s.posterior_log_variance_clipped)
-        self.model_variance = var
-        self.model_log_variance = np.log(var)
+        # The two ends of the learned interpolation, and the fixed choices themselves.
+        self.max_log_variance = np.log(np.concatenate([[s.betas[1]], s.betas[1:]]))  # index 0 kept finite
+        self.min_log_variance = np.array(s.posterior_log_variance_clipped, dtype=np.float64)
+        # For "learned" these fixed tables are v ≡ 0 (β̃), used only where no model output exists.
+        log_var = self.max_log_variance if self.variance == "beta" else self.min_log_variance
+        self.model_log_variance = log_var.copy()
+        self.model_variance = np.exp(log_var)
         # μ_θ = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε_θ)  (eq. ``eps-param``).
         self.recip_sqrt_alphas = 1.0 / s.sqrt_alphas
         denom = s.sqrt_one_minus_alpha_bars.copy()
         denom[0] = 1.0
         self.eps_coef = s.betas / denom  # β_t/√(1 − ᾱ_t); 0 at index 0
-        for name in ("model_variance", "model_log_variance", "recip_sqrt_alphas", "eps_coef"):
+        for name in ("model_variance", "model_log_variance", "recip_sqrt_alphas", "eps_coef", "max_log_variance",
+                     "min_log_variance"):
             getattr(self, name).setflags(write=False)
 
     # ------------------------------------------------------------------ checks
@@ -126,11 +137,37 @@ class ReverseProcess(ForwardProcess):
                 "ddpm_lite.data.to_model_range, or build GaussianDiffusion(num_levels=None) for continuous data."
             )
 
-    def _eps(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    @property
+    def learned_variance(self) -> bool:
+        """True when σ_t² comes from the model's v output (``variance="learned"``)."""
+        return self.variance == "learned"
+
+    def _eps(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(ε_θ, v) from one model call; v is None for a fixed variance."""
         check_eps_model(eps_model)
-        eps = eps_model(xt, t)
-        check_model_output(eps, xt)
-        return eps
+        return self.split_output(eps_model(xt, t), xt)
+
+    def split_output(self, out: object, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Split a model output into (ε_θ, v): shaped like xt, or with twice its channels (dim 1) when learned."""
+        if not self.learned_variance:
+            check_model_output(out, xt)
+            return out, None
+        want = (xt.shape[0], 2 * xt.shape[1], *xt.shape[2:]) if xt.dim() > 1 else None
+        if not isinstance(out, torch.Tensor) or want is None or tuple(out.shape) != want:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"variance='learned' needs a model that returns ε and v stacked on dim 1, shape {want}, "
+                             f"got {got}; build it with learn_sigma=True.")
+        eps, v = out.chunk(2, dim=1)
+        return eps, v
+
+    def learned_log_variance(self, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """log Σ_θ = v log β_t + (1 − v) log β̃_t per element (Nichol & Dhariwal 2021, eq. 15).
+
+        log β̃_t is clipped at t = 1 to log β̃_2 (the table of ``"beta_tilde"``), so the decoder
+        keeps a finite width for every v.
+        """
+        hi, lo = self.coef_at("max_log_variance", t, v), self.coef_at("min_log_variance", t, v)
+        return v * hi + (1.0 - v) * lo
 
     # ------------------------------------------------------------------ reverse process
     def p_mean_variance(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor, clip_x0: bool = False
@@ -149,20 +186,27 @@ class ReverseProcess(ForwardProcess):
         check_eps_model(eps_model)
         self._check_x(xt, "xt")
         t = self._check_t(t, xt)
-        eps = self._eps(eps_model, xt, t)
-        return self._p_from_eps(xt, t, eps, clip_x0)
+        eps, v = self._eps(eps_model, xt, t)
+        return self._p_from_eps(xt, t, eps, clip_x0, v)
 
-    def _p_from_eps(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, clip_x0: bool = False):
+    def _p_from_eps(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, clip_x0: bool = False,
+                    v: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         pred_x0 = self._predict_x0(xt, t, eps)
         if clip_x0:
             pred_x0 = pred_x0.clamp(-1.0, 1.0)
             mean = self._q_posterior(pred_x0, xt, t)[0]
         else:
             mean = self.coef_at("recip_sqrt_alphas", t, xt) * (xt - self.coef_at("eps_coef", t, xt) * eps)
+        if v is None:
+            log_var = self.coef_at("model_log_variance", t, xt).expand_as(xt)
+            var = self.coef_at("model_variance", t, xt).expand_as(xt)
+        else:
+            log_var = self.learned_log_variance(v.to(xt.dtype), t)
+            var = torch.exp(log_var)
         return {
             "mean": mean,
-            "variance": self.coef_at("model_variance", t, xt).expand_as(xt),
-            "log_variance": self.coef_at("model_log_variance", t, xt).expand_as(xt),
+            "variance": var,
+            "log_variance": log_var,
             "pred_x0": pred_x0,
             "eps": eps,
         }
@@ -193,15 +237,15 @@ class ReverseProcess(ForwardProcess):
         self._check_same_shape(xt, x0, "xt")
         t = self._check_t(t, x0)
         self.check_on_grid(x0)
-        eps = self._eps(eps_model, xt, t)
-        return self._vb_terms_bpd(x0, xt, t, eps)
+        eps, v = self._eps(eps_model, xt, t)
+        return self._vb_terms_bpd(x0, xt, t, eps, v=v)
 
     def _vb_terms_bpd(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
-                      detach_mean: bool = False) -> torch.Tensor:
+                      detach_mean: bool = False, v: torch.Tensor | None = None) -> torch.Tensor:
         # The bound is evaluated in at least float32 whatever the model's precision.
         work = torch.promote_types(xt.dtype, torch.float32)
         x0, xt, eps = x0.to(work), xt.to(work), eps.to(work)
-        p = self._p_from_eps(xt, t, eps)
+        p = self._p_from_eps(xt, t, eps, v=v)
         mean = p["mean"].detach() if detach_mean else p["mean"]
         true_mean, _, true_log_var = self._q_posterior(x0, xt, t)
         kl = normal_kl(true_mean, true_log_var, mean, p["log_variance"]).flatten(1).mean(1) / LN2
@@ -248,8 +292,8 @@ class ReverseProcess(ForwardProcess):
                 x_rep = xs.repeat(len(ts), *([1] * (xs.dim() - 1)))
                 noise = randn(x_rep.shape, generator, x0.device, x0.dtype)
                 xt = self._q_sample(x_rep, rows, noise)
-                eps = self._eps(eps_model, xt, rows)
-                terms = self._vb_terms_bpd(x_rep, xt, rows, eps).cpu().double().view(len(ts), n)
+                eps, v = self._eps(eps_model, xt, rows)
+                terms = self._vb_terms_bpd(x_rep, xt, rows, eps, v=v).cpu().double().view(len(ts), n)
                 vb_sum[t_lo:t_lo + len(ts)] += terms.sum(1)
                 per_sample[start:start + n] += terms.sum(0)
         vb = vb_sum[1:] / n_total

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import checks
-from .plumbing import EpsModel, NoiseBuffer, check_eps_model, check_generator, check_model_output, randn
+from .plumbing import EpsModel, NoiseBuffer, check_eps_model, check_generator, randn
 from .plumbing import resolve_device, resolve_dtype
 from .reverse import ReverseProcess
 
@@ -38,7 +38,7 @@ def ancestral_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tupl
     x_{t−1} = (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) ε_θ(x_t, t)) + σ_t z,  z ~ N(0, I) for t > 1 and
     z = 0 at t = 1, so the returned x_0 is the decoder mean μ_θ(x_1, 1) (no rounding to
     data levels: use :func:`ddpm_lite.data.from_model_range` for that).  σ_t² is the
-    diffusion's ``variance`` choice.
+    diffusion's ``variance`` choice (per element, from the model's v, when ``"learned"``).
 
     Parameters
     ----------
@@ -67,6 +67,8 @@ def ancestral_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tupl
     recip_sqrt_alpha = diffusion.recip_sqrt_alphas.tolist()
     eps_coef = diffusion.eps_coef.tolist()
     sigma = np.sqrt(diffusion.model_variance).tolist()
+    # Learned Σ_θ: log σ = ½(v·log β_t + (1 − v)·log β̃_t), per element.
+    half_hi, half_lo = (0.5 * diffusion.max_log_variance).tolist(), (0.5 * diffusion.min_log_variance).tolist()
     c_x0, c_eps = diffusion.sqrt_recip_alpha_bars.tolist(), diffusion.sqrt_recipm1_alpha_bars.tolist()
     post_x0, post_xt = s.posterior_mean_coef_x0.tolist(), s.posterior_mean_coef_xt.tolist()
 
@@ -76,16 +78,16 @@ def ancestral_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tupl
         trajectory = [(T, x.clone())] if trajectory_every else None
         t_batch = torch.empty(shape[0], dtype=torch.long, device=device)
         for t in range(T, 0, -1):
-            eps = eps_model(x, t_batch.fill_(t))
-            if t == T:
-                check_model_output(eps, x)
+            eps, v = diffusion.split_output(eps_model(x, t_batch.fill_(t)), x)
             if clip_x0:
                 x0_hat = (x * c_x0[t]).sub_(eps, alpha=c_eps[t]).clamp_(-1.0, 1.0)
                 x = x0_hat.mul_(post_x0[t]).add_(x, alpha=post_xt[t])
             else:
                 x = x.sub_(eps, alpha=eps_coef[t]).mul_(recip_sqrt_alpha[t])
-            if t > 1:
+            if t > 1 and v is None:
                 x.add_(noise(), alpha=sigma[t])
+            elif t > 1:
+                x.addcmul_(noise(), v.mul(half_hi[t] - half_lo[t]).add_(half_lo[t]).exp_())
             if trajectory is not None and ((t - 1) % trajectory_every == 0):
                 trajectory.append((t - 1, x.clone()))
     return (x, trajectory) if trajectory is not None else x
@@ -146,9 +148,7 @@ def ddim_sample(diffusion: ReverseProcess, eps_model: EpsModel, shape: tuple[int
         noise = NoiseBuffer(x, generator)
         t_batch = torch.empty(shape[0], dtype=torch.long, device=device)
         for i, (t, a, b, sig) in enumerate(plan):
-            eps = eps_model(x, t_batch.fill_(t))
-            if i == 0:
-                check_model_output(eps, x)
+            eps = diffusion.split_output(eps_model(x, t_batch.fill_(t)), x)[0]  # DDIM ignores a learned v
             x = x.mul_(a).add_(eps, alpha=b)
             if sig > 0.0:
                 x.add_(noise(), alpha=sig)

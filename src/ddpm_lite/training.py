@@ -36,14 +36,13 @@ from .checkpoint import has_checkpoint
 from .diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
 from .plumbing import resolve_device
 from .progress import Progress
+from .resample import ImportanceSampler
 from .train_state import TrainState, data_fingerprint, ema_decay_at
 
 __all__ = ["train", "TrainResult", "TrainState", "ema_decay_at", "resolve_device", "AmpKind", "AMP_KINDS",
            "diffusion_config"]
 
-#: Largest batch :func:`train` accepts: a batch is drawn as whole passes over the data, so
-#: 10¹² samples would mean 10¹² indices in memory (and a hang) before the first step.
-MAX_BATCH_SIZE = 2**20
+MAX_BATCH_SIZE = 2**20  #: largest batch accepted (10¹² would build 10¹² indices, i.e. hang, first)
 
 #: Mixed-precision choices for :func:`train` (used on CUDA only).
 AmpKind = Literal["bf16", "fp16"]
@@ -130,6 +129,7 @@ def train(
     progress: bool = True,
     log_every: int = 100,
     loss_kind: LossKind = "simple",
+    t_sampler: ImportanceSampler | None = None,
     metadata: dict | None = None,
     callback: Callable[[str, int, dict], None] | None = None,
 ) -> TrainResult:
@@ -164,7 +164,9 @@ def train(
         ``None`` (default, full precision), ``"bf16"`` or ``"fp16"``: autocast on CUDA only (fp16
         with a gradient scaler).  Elsewhere a warning is issued and full precision used.
     compile:
-        Run the training forward pass through ``torch.compile`` (default False).
+        Compile the step with ``torch.compile`` (default False): for L_simple in full precision
+        on one process the whole step, forward, backward and AdamW (:mod:`ddpm_lite.fast_step`,
+        with an eager fallback), otherwise the forward pass only.
     checkpoint_dir:
         Where to write checkpoints (see :mod:`ddpm_lite.checkpoint`); None (default) writes none.
         With ``resume=True`` an existing checkpoint there is loaded and training continues
@@ -182,6 +184,10 @@ def train(
         Read the running loss (a host sync) every this many steps (default 100).
     loss_kind:
         ``"simple"`` (default), ``"vb"`` or ``"hybrid"`` (see :meth:`GaussianDiffusion.training_losses`).
+    t_sampler:
+        An :class:`ddpm_lite.resample.ImportanceSampler` to draw t for ``"vb"``/``"hybrid"``
+        (default None: uniform t).  Its history is not checkpointed: a resumed run restarts
+        it (uniform until it has warmed up again).
     metadata:
         Free-form JSON-able dict stored in the checkpoint (e.g. the dataset name).
     callback:
@@ -236,7 +242,7 @@ def train(
         return _train_locked(state, model, diffusion, data, ckpt_dir, resume, config, metadata, ddp, dev, steps=steps,
                              seconds=seconds, batch_size=batch_size, lr=lr, ema_decay=ema_decay, grad_clip=grad_clip,
                              amp=amp, compile=compile, checkpoint_every=checkpoint_every, progress=progress,
-                             log_every=log_every, loss_kind=loss_kind, callback=callback)
+                             log_every=log_every, loss_kind=loss_kind, callback=callback, t_sampler=t_sampler)
     finally:
         if lock is not None:
             lock.release()
@@ -247,13 +253,15 @@ def _train_locked(state: TrainState, model: nn.Module, diffusion: GaussianDiffus
                   ddp: distributed.DistInfo, dev: torch.device, *, steps: int | None, seconds: float | None,
                   batch_size: int, lr: float, ema_decay: float, grad_clip: float | None, amp: AmpKind | None,
                   compile: bool, checkpoint_every: int, progress: bool, log_every: int, loss_kind: LossKind,
-                  callback: Callable | None) -> TrainResult:
+                  callback: Callable | None, t_sampler: ImportanceSampler | None) -> TrainResult:
     """The part of :func:`train` that runs while this process owns the run directory."""
     resumed = ckpt_dir is not None and resume and has_checkpoint(ckpt_dir)
     if resumed:
         metadata = {**state.restore(ckpt_dir, config), **(metadata or {})}
+    if t_sampler is not None and (ddp.enabled or loss_kind == "simple"):
+        raise ValueError("t_sampler needs loss_kind 'vb' or 'hybrid' and a single process (no torchrun).")
     step_fn = _make_step(state, diffusion, data, batch_size=batch_size, loss_kind=loss_kind, amp=amp,
-                         compile=compile, grad_clip=grad_clip, ddp=ddp)
+                         compile=compile, grad_clip=grad_clip, ddp=ddp, t_sampler=t_sampler)
 
     last_good = [state.step if resumed else None]  # step of the newest checkpoint on disk
 
@@ -280,7 +288,7 @@ def _train_locked(state: TrainState, model: nn.Module, diffusion: GaussianDiffus
 
 def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tensor, *, batch_size: int,
                loss_kind: LossKind, amp: AmpKind | None, compile: bool, grad_clip: float | None,
-               ddp: distributed.DistInfo) -> Callable[[], torch.Tensor]:
+               ddp: distributed.DistInfo, t_sampler: ImportanceSampler | None = None) -> Callable[[], torch.Tensor]:
     """One optimizer step as a closure: Algorithm 1's lines 2–5 for a batch; returns the loss (on the device)."""
     dev = data.device
     if ddp.enabled:
@@ -305,7 +313,8 @@ def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tens
             x0, t, noise = x0[rank_slice], t[rank_slice], noise[rank_slice]
         with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss = diffusion.training_losses(forward, x0, kind=loss_kind, t=t, noise=noise,
-                                             generator=state.generator, check_inputs=False)["loss"].float().mean()
+                                             generator=state.generator, check_inputs=False,
+                                             t_sampler=t_sampler)["loss"].float().mean()
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -321,6 +330,10 @@ def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tens
             opt.step()
         return loss.detach()
 
+    if compile and not ddp.enabled and autocast_dtype is None and loss_kind == "simple":
+        from .fast_step import make_compiled_step  # the whole step compiled: forward, backward, AdamW
+
+        return make_compiled_step(state, diffusion, data, batch_size=batch_size, grad_clip=grad_clip)
     return step
 
 

@@ -184,7 +184,7 @@ class ExperimentResult:
 def train_and_evaluate(name: str, diffusion: GaussianDiffusion, train_data: torch.Tensor, test_data: torch.Tensor, *,
                        steps: int, seed: int = 0, loss_kind: str = "simple", model_kind: str = "mlp",
                        batch_size: int = 128, lr: float = 1e-3, n_samples: int = 300, bound: bool = True,
-                       bound_images: int | None = None) -> ExperimentResult:
+                       bound_images: int | None = None, t_sampler: object | None = None) -> ExperimentResult:
     """Train a fresh digits ε-model under one setting, then measure it. Same seed ⇒ same run.
 
     The model is initialised from ``seed`` and trained with :func:`ddpm_lite.training.train`
@@ -192,7 +192,8 @@ def train_and_evaluate(name: str, diffusion: GaussianDiffusion, train_data: torc
     weights are evaluated.  Sample quality: FD of ``n_samples`` ancestral samples (seeded
     ``seed``) to the test split.  Bound: :meth:`GaussianDiffusion.bits_per_dim` on the
     first ``bound_images`` test images (all by default).  Runs on the CPU, so results do
-    not depend on the machine's accelerator.
+    not depend on the machine's accelerator.  ``t_sampler`` (an
+    :class:`ddpm_lite.resample.ImportanceSampler`) draws t for ``loss_kind`` "vb"/"hybrid".
     """
     from ..metrics import digits_fd
     from ..training import train
@@ -200,7 +201,8 @@ def train_and_evaluate(name: str, diffusion: GaussianDiffusion, train_data: torc
     start = time.perf_counter()
     model = digits_eps_model(diffusion.T, model_kind, seed)
     res = train(model, diffusion, train_data, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                loss_kind=loss_kind, device="cpu", progress=False, log_every=max(1, steps // 50))
+                loss_kind=loss_kind, device="cpu", progress=False, log_every=max(1, steps // 50),
+                t_sampler=t_sampler)
     ema = res.ema_model
     samples = sample_images(diffusion, ema, n_samples, seed)
     fd = digits_fd(samples, test_data)

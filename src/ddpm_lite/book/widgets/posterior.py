@@ -84,7 +84,7 @@ class PosteriorExplorer(Explorer):
         a["w_beta"], = ax_w.plot(ts, self.w_beta[1:], label=r"$\sigma_t^2=\beta_t$")
         a["w_beta_tilde"], = ax_w.plot(ts[1:], self.w_tilde[2:], "--", label=r"$\sigma_t^2=\tilde\beta_t$ ($t\geq2$)")
         a["w_marker"], = ax_w.plot([], [], "ko", ms=4)
-        ax_w.set(yscale="log", xlabel="t", title=r"weight $w_t$ of $\|\epsilon-\epsilon_\theta\|^2$")
+        ax_w.set(yscale="log", xlabel="t", title=r"weight $w_t$ of $\|\varepsilon-\varepsilon_\theta\|^2$")
         for ax, key in ((ax_var, "var_line"), (ax_coef, "coef_line"), (ax_w, "w_line")):
             ax.set_xscale("log")  # everything that separates β from β̃ happens in the first few steps
             ax.minorticks_off()
