@@ -247,6 +247,18 @@ API_CASES = [
     ("train/loss_kind", _f(train, MLP, DIFF, X, steps=1, loss_kind="l2"), ValueError, ["loss_kind", "'l2'"]),
     ("train/amp", _f(train, MLP, DIFF, X, steps=1, amp="fp8"), ValueError, ["amp", "'fp8'"]),
     ("resolve_device/nonsense", _f(resolve_device, "quantum"), ValueError, ["device", "'quantum'"]),
+    # --- issue 10: the "Also" list
+    ("schedule/beta_T makes alpha_bar_T underflow", _f(GaussianDiffusion, NoiseSchedule.linear(1000, beta_T=0.999)),
+     ValueError, ["ᾱ_T", "beta_T", "T=1000"]),
+    ("schedule/beta 1e-300", _f(NoiseSchedule, [1e-300] * 5), ValueError, ["β_1", "1e-20", "NaN"]),
+    ("train/batch_size 10**12", _f(train, MLP, DIFF, X, steps=1, batch_size=10**12), ValueError,
+     ["batch_size", "1000000000000", "1048576"]),
+    ("train/seed 10**23", _f(train, MLP, DIFF, X, steps=1, seed=10**23), ValueError, ["seed", str(10**23)]),
+    ("train/images in 0..255", _f(train, UNET, DIFF_IMG, torch.full((4, 1, 8, 8), 255.0), steps=1, progress=False),
+     ValueError, ["[-1, 1]", "255", "to_model_range"]),
+    ("resolve_device/meta", _f(resolve_device, "meta"), ValueError, ["'meta'", "not supported"]),
+    ("resolve_device/xpu", _f(resolve_device, "xpu"), ValueError, ["'xpu'"]),
+    ("resolve_device/ipu", _f(resolve_device, "ipu"), ValueError, ["'ipu'"]),
     # --- checkpoint: a folder that does not exist
     ("load_checkpoint/missing dir", _f(load_checkpoint, "/nonexistent/run"), CheckpointError, ["/nonexistent/run", "does not exist"]),
 ]
@@ -573,7 +585,7 @@ WIDGET_CASES = [
     ("forward_chain_viewer/x0 numpy", _f(WG.forward_chain_viewer, np.zeros((4, 2))), ValueError, ["x0", "ndarray"]),
     ("forward_chain_viewer/x0 empty", _f(WG.forward_chain_viewer, torch.zeros(0, 2)), ValueError, ["x0", "(0, 2)"]),
     ("forward_chain_viewer/every 0", _f(WG.forward_chain_viewer, X, DIFF, every=0), ValueError, ["every", "0"]),
-    ("forward_chain_viewer/too many states", _f(WG.forward_chain_viewer, X, GaussianDiffusion(NoiseSchedule.linear(10**6)), every=1),
+    ("forward_chain_viewer/too many states", _f(WG.forward_chain_viewer, X, GaussianDiffusion(NoiseSchedule.linear(10**6, 1e-8, 1e-7)), every=1),
      ValueError, ["every=1", "T=1000000", "every ≥"]),
     ("forward_chain_viewer/diffusion str", _f(WG.forward_chain_viewer, X, "linear"), ValueError, ["diffusion", "str"]),
     ("posterior_explorer/t=0", _f(PW.posterior_explorer, T=10, t=0), ValueError, ["t=0", "1..T"]),
@@ -641,3 +653,199 @@ def test_posterior_histogram_at_cosine_clip_and_t_extremes():
     box = PW.posterior_histogram(s, x0=1.0, t=1, n=200, xt_offset=2.0)
     box.update(t=50, x0=-1.0, xt_offset=-2.0)
     assert "nan" not in box.readout.value.lower()
+
+
+# ---------------------------------------------------------------------------- issue 10: right results, not errors
+@pytest.mark.parametrize("t_dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+def test_models_read_any_integer_t_as_timesteps(t_dtype):
+    """uint8 t with batch T + 1 once indexed the table as a boolean mask (output off by 3.9)."""
+    torch.manual_seed(0)
+    model = MLPDenoiser(dim=2, hidden=8, depth=1, T=10).eval()
+    torch.nn.init.normal_(model.out.weight)
+    x = torch.randn(11, 2)
+    t = torch.arange(11)
+    with torch.no_grad():
+        assert torch.equal(model(x, t.to(t_dtype)), model(x, t))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("which", ["mlp", "unet"])
+def test_models_take_other_float_dtypes(dtype, which):
+    model = (MLPDenoiser(dim=2, hidden=8, depth=1, T=10) if which == "mlp"
+             else UNet(in_channels=1, image_size=8, base_channels=8, T=10)).eval()
+    x = torch.randn(3, 2) if which == "mlp" else torch.randn(3, 1, 8, 8)
+    t = torch.tensor([1, 5, 10])
+    with torch.no_grad():
+        out, ref = model(x.to(dtype), t), model(x.to(dtype).float(), t)
+    assert out.dtype == dtype and out.shape == x.shape
+    assert torch.allclose(out.float(), ref, atol=0.05, rtol=0.05)
+
+
+def test_tiny_beta_is_finite_at_the_minimum():
+    d = GaussianDiffusion(NoiseSchedule([1e-20] * 5), num_levels=None)
+    res = d.bits_per_dim(zero_eps, torch.randn(8, 2), generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(res["total"])
+
+
+CLI_CASES_10 = [
+    ("train/batch-size 10**12", ["train", "--data", "swiss_roll", "--steps", "1", "--batch-size", str(10**12),
+                                 "--device", "cpu", "--out", "{tmp}/r"], ["batch_size", "1048576"]),
+    ("train/seed 10**23", ["train", "--data", "swiss_roll", "--steps", "1", "--seed", str(10**23), "--out", "{tmp}/r"],
+     ["--seed", "2**63-1"]),
+    ("train/device meta", ["train", "--data", "swiss_roll", "--steps", "1", "--device", "meta", "--out", "{tmp}/r"],
+     ["'meta'"]),
+    ("sample/device xpu", ["sample", "--run", "{tmp}/nope", "--device", "xpu", "--out", "{tmp}/s.png"], ["'xpu'"]),
+    ("bpd/device ipu", ["bpd", "--run", "{tmp}/nope", "--device", "ipu"], ["'ipu'"]),
+    ("sample/n 10**12", ["sample", "--run", "{tmp}/nope", "--n", str(10**12), "--out", "{tmp}/s.png"],
+     ["--n", "100000", "--seed"]),
+    ("sample/out is a folder", ["sample", "--run", "{tmp}/nope", "--out", "{tmp}/dir.png"], ["dir.png", "folder"]),
+    ("train/bundled name shadows a folder", ["train", "--data", "moons", "--steps", "1", "--out", "{tmp}/r"],
+     ["./moons", "bundled:moons"]),
+]
+
+
+@pytest.mark.parametrize("argv,words", [pytest.param(a, w, id=i) for i, a, w in CLI_CASES_10])
+def test_cli_bad_input_issue10(argv, words, tmp_path, capsys, monkeypatch):
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "moons").mkdir()
+    monkeypatch.chdir(tmp_path)  # "moons" is then also a folder here
+    rc, err = _cli(_fill(argv, tmp_path), capsys)
+    _assert_one_error_line(rc, err, words)
+    assert not (tmp_path / "r" / "state.json").exists() and not (tmp_path / "s.npy").exists()
+
+
+@pytest.fixture(scope="module")
+def api_run(tmp_path_factory):
+    """A run trained through the Python API with a custom β array and no metadata."""
+    out = tmp_path_factory.mktemp("api_run")
+    betas = np.linspace(1e-3, 0.3, 10) ** 1.5
+    d = GaussianDiffusion(NoiseSchedule(betas), num_levels=None)
+    train(MLPDenoiser(dim=2, hidden=8, depth=1, T=10), d, D.swiss_roll(64), steps=2, batch_size=16, device="cpu",
+          checkpoint_dir=out, progress=False)
+    return out
+
+
+def test_cli_reloads_an_api_run_with_custom_betas(api_run, tmp_path, capsys):
+    rc, err = _cli(["sample", "--run", api_run, "--n", "8", "--out", tmp_path / "s.png", "--device", "cpu"], capsys)
+    assert rc == 0, err
+    assert np.isfinite(np.load(tmp_path / "s.npy")).all()
+
+
+def test_cli_bpd_on_an_api_run_asks_for_data(api_run, capsys):
+    rc, err = _cli(["bpd", "--run", api_run, "--device", "cpu"], capsys)
+    _assert_one_error_line(rc, err, ["does not record its data", "--data"])
+    rc, err = _cli(["bpd", "--run", api_run, "--n", "8", "--device", "cpu", "--data", "swiss_roll"], capsys)
+    assert rc == 0, err
+
+
+def test_cli_ddim_with_small_T_names_ddim_steps(api_run, tmp_path, capsys):
+    rc, err = _cli(["sample", "--run", api_run, "--sampler", "ddim", "--ddim-steps", "50", "--out",
+                    tmp_path / "s.png", "--device", "cpu"], capsys)
+    _assert_one_error_line(rc, err, ["--ddim-steps 50", "T=10", "--ddim-steps 10"])
+    rc, err = _cli(["sample", "--run", api_run, "--sampler", "ddim", "--n", "4", "--out", tmp_path / "s.png",
+                    "--device", "cpu"], capsys)
+    assert rc == 0, err  # the default becomes min(50, T)
+
+
+def test_cli_tiny_images_suggest_a_size(tmp_path, capsys):
+    from PIL import Image
+
+    for i in range(2):
+        Image.fromarray(np.full((7, 7), 40 * i, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    rc, err = _cli(["train", "--data", tmp_path, "--steps", "1", "--device", "cpu", "--out", tmp_path / "r"], capsys)
+    _assert_one_error_line(rc, err, ["7x7", "--image-size 8"])
+
+
+def test_gpu_checkpoint_resumes_on_cpu(run_dir, tmp_path):
+    """A run saved with a CUDA generator (state faked: this machine may have no GPU) resumes on a CPU."""
+    import json
+
+    from ddpm_lite.checkpoint import state_digest
+
+    run = _copy_run(run_dir, tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    state["generator_device"] = "cuda:0"
+    state["state_sha256"] = state_digest(state)
+    (run / "state.json").write_text(json.dumps(state))
+    with pytest.warns(RuntimeWarning, match="reseeded"):
+        res = train(MLPDenoiser(dim=2, hidden=8, depth=1, T=10), DIFF, D.swiss_roll(64), steps=4, batch_size=16,
+                    device="cpu", checkpoint_dir=run, progress=False)
+    assert res.steps == 4 and load_checkpoint(run)["generator_device"] == "cpu"
+
+
+# ---------------------------------------------------------------------------- issue 10: images at their true depth
+RAMP = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4  # 0..252
+
+
+def _save(path, array, mode=None, **kw):
+    from PIL import Image
+
+    Image.fromarray(array, mode).save(path, **kw) if mode else Image.fromarray(array).save(path, **kw)
+
+
+def test_image_folder_16_bit_and_float_load_like_the_8_bit_copy(tmp_path):
+    """A 16-bit PNG is scaled (not clipped to 255) and a float TIFF is read as [0, 1], also in one mixed folder."""
+    ref_dir, mixed = tmp_path / "ref", tmp_path / "mixed"
+    ref_dir.mkdir(), mixed.mkdir()
+    _save(ref_dir / "a.png", RAMP)
+    _save(mixed / "a.png", RAMP)
+    _save(mixed / "b.png", RAMP.astype(np.uint16) * 257)  # the same levels in 16 bits
+    _save(mixed / "c.tif", RAMP.astype(np.float32) / 255.0, "F")
+    ref = D.image_folder(ref_dir)
+    x = D.image_folder(mixed)
+    assert x.shape == (3, 1, 8, 8)
+    for i in range(3):
+        assert torch.equal(x[i], ref[0]), i
+
+
+def test_image_folder_float_outside_0_1_is_refused(tmp_path):
+    _save(tmp_path / "c.tif", np.full((8, 8), 3.0, np.float32), "F")
+    assert_clean_error(lambda: D.image_folder(tmp_path), ValueError, ["c.tif", "[0, 1]"])
+
+
+def test_image_folder_transparency_is_white(tmp_path):
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)  # black, fully transparent ...
+    rgba[:4, :, 3] = 255  # ... except the top half, opaque black
+    _save(tmp_path / "a.png", rgba)
+    x = D.image_folder(tmp_path, mode="RGB")
+    assert torch.all(x[0, :, :4] == -1.0) and torch.all(x[0, :, 4:] == 1.0)
+
+
+def test_image_folder_palette_image(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(RAMP).convert("P").save(tmp_path / "a.png")
+    _save(tmp_path / "b.png", RAMP)
+    x = D.image_folder(tmp_path)
+    assert torch.equal(x[0], x[1])
+
+
+def test_image_folder_applies_exif_orientation(tmp_path):
+    from PIL import Image
+
+    wide = np.zeros((4, 8), dtype=np.uint8)
+    wide[:, 0] = 255  # a white left column
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(wide).save(tmp_path / "a.png", exif=exif)
+    x = D.image_folder(tmp_path)
+    assert x.shape == (1, 1, 8, 4)  # shown upright: 4 wide, 8 tall
+    assert torch.all(x[0, 0, 0] == 1.0) and torch.all(x[0, 0, 1:] == -1.0)  # the left column became the top row
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` × ``height`` (the pixel data is never reached)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [5000, 20000])
+def test_image_folder_refuses_oversized_images_before_decoding(tmp_path, side):
+    (tmp_path / "huge.png").write_bytes(_png_header(side, side))
+    assert_clean_error(lambda: D.image_folder(tmp_path), ValueError, ["huge.png", "shrink it"])

@@ -301,3 +301,34 @@ def test_hostile_weights_file_is_never_followed_or_deleted(tmp_path, resume):
         assert _tiny_train(run, resume=False).steps == 6
         assert load_checkpoint(run)["step"] == 6
     assert victim.read_text() == "precious"
+
+
+def test_sigterm_saves_the_step_reached_and_exits_143(tmp_path):
+    """``timeout``, Slurm and ``docker stop`` send SIGTERM: a single process saves like on Ctrl-C."""
+    out = tmp_path / "run"
+    proc = launch(out)
+    head = wait_for_progress(proc)
+    assert any(ln.startswith("step ") for ln in head), "".join(head)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    step = int(re.search(r'"steps": (\d+)', stdout.strip().splitlines()[-1]).group(1))
+    assert 0 < step < STEPS and load_checkpoint(out)["step"] == step
+
+
+def test_unwritable_out_fails_before_training(tmp_path, capsys):
+    rc = main(["train", "--data", "swiss_roll", "--seconds", "30", "--device", "cpu", "--out", "/proc/ddpm_lite_run"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not writable" in err.strip().splitlines()[-1] and "training " not in err
+
+
+def test_refusal_recommends_fresh_and_fresh_starts_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", "--data", "swiss_roll", "--steps", "4", "--T", "20", "--no-progress", "--device", "cpu",
+            "--out", str(out)]
+    assert main(base) == 0
+    assert main([*base[:-2], "--batch-size", "32", "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "different configuration" in last and "--fresh" in last and "resume=False" not in last
+    assert main([*base[:-2], "--batch-size", "32", "--fresh", "--out", str(out)]) == 0
+    assert load_checkpoint(out)["config"]["train"]["batch_size"] == 32

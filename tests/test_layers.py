@@ -22,7 +22,7 @@ SRC = PKG.parent
 
 #: Floors of the library, bottom up.  An import must go to a strictly lower floor.
 LIBRARY_FLOORS = {
-    "checks": 0, "plumbing": 0, "rundir": 0,
+    "checks": 0, "plumbing": 0, "rundir": 0, "progress": 0,
     "schedule": 1, "gaussian": 1, "checkpoint": 1, "data": 1, "models": 1, "resample": 1,
     "forward": 2, "metrics": 2, "distributed": 2, "train_state": 2, "baselines": 2,
     "reverse": 3, "runs": 3,

@@ -105,6 +105,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(diffusion, points, tmp_path):
     torch.manual_seed(0)
     model = InterruptingMLP(hidden=32, depth=2, T=T)
     InterruptingMLP.calls = 0
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when make test runs as a background job
     result = run(diffusion, points, model=model, steps=20, checkpoint_dir=tmp_path)
     assert result.interrupted and result.steps == 5
     assert load_checkpoint(tmp_path)["step"] == 5
@@ -112,7 +113,27 @@ def test_ctrl_c_saves_a_resumable_checkpoint(diffusion, points, tmp_path):
     whole = run(diffusion, points, steps=20)
     for a, b in zip(whole.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # exactly the handler that was there before
+
+
+def test_ctrl_c_with_sigint_ignored_restores_the_ignore(diffusion, points, tmp_path):
+    """A shell runs background jobs with SIGINT ignored; training must leave it ignored."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = run(diffusion, points, steps=3, checkpoint_dir=tmp_path)
+        assert result.steps == 3 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def test_progress_without_a_terminal_is_a_few_plain_lines(diffusion, points, capsys):
+    """stderr captured (not a TTY): about ten lines, no carriage returns, instead of a live bar."""
+    result = run(diffusion, points, steps=200, log_every=1, progress=True)
+    err = capsys.readouterr().err
+    assert result.steps == 200 and "\r" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("training: step")]
+    assert 5 <= len(lines) <= 11 and lines[-1].startswith("training: step 200/200")
 
 
 def test_mismatched_config_is_refused(diffusion, points, tmp_path):

@@ -2,7 +2,8 @@
 
 Every command either finishes or leaves no half-written file: outputs are written to a
 temporary name and renamed.  Bad arguments and unusable inputs give one ``error: ...``
-line on stderr and exit code 2; Ctrl-C during training saves a checkpoint and exits 130.
+line on stderr and exit code 2; Ctrl-C (SIGTERM) during training saves a checkpoint and
+exits 130 (143).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ examples:
   python -m ddpm_lite train --data ~/my_pictures --image-size 16 --mode L --seconds 600 --out runs/mine
 
 Running train again with the same --out resumes from the last checkpoint (the
-settings must match). Ctrl-C saves a checkpoint before exiting.
+settings must match; --fresh starts over). Ctrl-C or SIGTERM saves a checkpoint before
+exiting (exit code 130 or 143). One training run at a time per --out (a lock file).
 
   # data parallel on 4 GPUs (or 4 CPU processes with gloo); --batch-size is the global batch
   torchrun --nproc_per_node=4 -m ddpm_lite train --data digits --steps 20000 --out runs/digits4
@@ -65,6 +67,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..2**63-1, got {text!r}")
+    return value
+
+
+#: Most samples one ``sample`` call draws (they are all held in memory); run it again with another --seed for more.
+MAX_SAMPLES = 100_000
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ddpm-lite`` command (exposed for docs and tests)."""
     from .schedule import SCHEDULE_KINDS
@@ -87,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
     tr.add_argument("--loss", default="simple", choices=("simple", "vb", "hybrid"), help="objective (default simple)")
     tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
-    tr.add_argument("--seed", type=int, default=0, help="seed of model init, batch order and noise (default 0)")
+    tr.add_argument("--seed", type=_seed, default=0, help="seed of model init, batch order and noise (default 0)")
     tr.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
     tr.add_argument("--lr", type=_positive_float, default=None, help="AdamW learning rate (default 2e-3 for points and images under 16 px, "
                     "as in benchmarks/; 1e-3 for larger images)")
@@ -97,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="steps between checkpoints")
     tr.add_argument("--log-every", type=_positive_int, default=100,
                     help="steps between loss reports (default 100); with --no-progress each report is a line on stderr")
+    tr.add_argument("--fresh", action="store_true",
+                    help="start over even if --out holds a checkpoint (it is replaced at the first save)")
     tr.add_argument("--no-progress", action="store_true",
                     help="no progress bar: plain 'step N: loss L' lines on stderr instead (for logs and batch jobs)")
 
@@ -108,15 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="PNG to write (grid of images, or scatter plot of points); the raw samples go to the same name with .npy")
     sa.add_argument("--sampler", default="ancestral", choices=("ancestral", "ddim", "dpm++", "dpm++sde"),
                     help="default ancestral (T steps); dpm++ is DPM-Solver++(2M), dpm++sde its stochastic form")
-    sa.add_argument("--ddim-steps", type=_positive_int, default=50, help="steps for --sampler ddim, dpm++ or dpm++sde (default 50)")
-    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--ddim-steps", type=_positive_int, default=None,
+                    help="steps for --sampler ddim, dpm++ or dpm++sde (default 50, or T when the run has fewer)")
+    sa.add_argument("--seed", type=_seed, default=0)
     sa.add_argument("--device", default="auto")
 
     bp = sub.add_parser("bpd", help="variational bound in bits/dim on held-out data (prints JSON)", epilog=EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     bp.add_argument("--run", required=True, type=Path, help="run directory written by 'train'")
     bp.add_argument("--n", type=_positive_int, help="evaluate on the first N held-out samples (default: all, max 1000)")
-    bp.add_argument("--seed", type=int, default=0)
+    bp.add_argument("--data", help="the data to score (default: the run's own, from its metadata; needed for runs "
+                    "trained through the Python API)")
+    bp.add_argument("--seed", type=_seed, default=0)
     bp.add_argument("--device", default="auto")
     return parser
 
@@ -126,6 +147,14 @@ def load_dataset(name: str, image_size: int | None = None, mode: str = "L", spli
     """(tensor, metadata) for a --data value; ``split="test"`` gives held-out data."""
     from . import data
 
+    if name.startswith("bundled:"):
+        name = name.removeprefix("bundled:")
+        if name not in TOY_DATA:
+            raise ValueError(f"--data bundled:{name} is not a bundled dataset; choose one of {', '.join(TOY_DATA)}.")
+    elif name in TOY_DATA and Path(name).exists():
+        # Never shadow a user's folder silently, in either direction: ask which is meant.
+        raise ValueError(f"--data {name} names both a bundled dataset and {str(Path(name).resolve())!r} here; "
+                         f"write --data ./{name} for the folder or --data bundled:{name} for the bundled data.")
     if name == "digits":
         return data.digits(split), {"data": "digits", "num_levels": data.DIGITS_LEVELS}
     if name in data.TOY_DATASETS:
@@ -205,13 +234,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         distributed.shutdown()
 
 
+def _model_for(default_model, data, T: int, **kw):  # noqa: ANN001, ANN003, ANN202
+    """The CLI's model for ``data``; images the U-Net cannot halve evenly get a size to use."""
+    import math
+
+    try:
+        return default_model(tuple(data.shape), T=T, **kw)
+    except ValueError:
+        if data.dim() != 4:
+            raise
+        h, w = data.shape[-2:]
+        factor = 2 if min(h, w) < 32 else 4  # default_model halves once below 32 px, twice above
+        size = max(8, math.ceil(max(h, w) / factor) * factor)
+        raise ValueError(f"images of {w}x{h} px cannot be halved evenly by the U-Net; resize them with "
+                         f"--image-size {size}.") from None
+
+
 def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     import torch
 
+    from .checkpoint import CheckpointError
     from .diffusion import GaussianDiffusion
     from .models import count_parameters, default_model
     from .plumbing import resolve_device
+    from .rundir import check_writable
     from .schedule import NoiseSchedule
+    from .train_state import RESTART_HINT
     from .training import train
 
     device = resolve_device(args.device)  # fail before the slow part
@@ -221,7 +269,9 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     schedule = NoiseSchedule.from_name(args.schedule, args.T)
     diffusion = GaussianDiffusion(schedule, variance=args.variance, num_levels=meta["num_levels"])
     torch.manual_seed(args.seed)
-    model = default_model(tuple(data.shape), T=args.T, learn_sigma=args.variance == "learned")
+    model = _model_for(default_model, data, args.T, learn_sigma=args.variance == "learned")
+    if ddp.is_main:  # an unwritable --out must fail now, not at the first save after the budget
+        check_writable(args.out, "--out")
     small = data.dim() == 2 or min(data.shape[-2:]) < 16
     lr = args.lr if args.lr is not None else (2e-3 if small else 1e-3)
     if ddp.is_main:
@@ -236,12 +286,16 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
         elif args.no_progress:  # otherwise the bar shows the loss
             _log_line(f"step {step}: loss {info['loss']:.4f}")
 
-    result = train(model, diffusion, data, steps=args.steps, seconds=args.seconds, batch_size=args.batch_size,
-                   lr=lr, device=device, amp=args.amp, checkpoint_dir=args.out,
-                   checkpoint_every=args.checkpoint_every, seed=args.seed, progress=not args.no_progress,
-                   log_every=args.log_every, loss_kind=args.loss, metadata=meta, callback=report)
+    try:
+        result = train(model, diffusion, data, steps=args.steps, seconds=args.seconds, batch_size=args.batch_size,
+                       lr=lr, device=device, amp=args.amp, checkpoint_dir=args.out, resume=not args.fresh,
+                       checkpoint_every=args.checkpoint_every, seed=args.seed, progress=not args.no_progress,
+                       log_every=args.log_every, loss_kind=args.loss, metadata=meta, callback=report)
+    except CheckpointError as exc:  # the API's advice, in the command line's words
+        raise CheckpointError(str(exc).replace(RESTART_HINT, "--fresh")) from None
+    code = 128 + result.stop_signal if result.interrupted and result.stop_signal else (130 if result.interrupted else 0)
     if not ddp.is_main:
-        return 130 if result.interrupted else 0
+        return code
     summary = {"steps": result.steps, "seconds": round(result.seconds, 2),
                "steps_per_second": round(result.steps_per_second, 2),
                "final_loss": result.losses[-1][1] if result.losses else None, "out": str(args.out),
@@ -249,41 +303,7 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     _print_json(summary)
     if result.interrupted:
         print(f"interrupted: checkpoint saved in {args.out}; run the same command to resume.", file=sys.stderr)
-        return 130
-    return 0
-
-
-def _png(array) -> bytes:  # noqa: ANN001
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _grid_png(x) -> bytes:  # noqa: ANN001
-    """Images (N, C, H, W) in [−1, 1] → PNG bytes of a near-square grid, enlarged when tiny."""
-    import numpy as np
-
-    from .data import image_grid
-
-    grid = np.round(image_grid(x) * 255).astype(np.uint8)
-    # Tiny images (8×8 digits) are enlarged by whole pixels so the grid is visible on a screen.
-    scale = max(1, 256 // max(grid.shape[:2]))
-    return _png(grid.repeat(scale, axis=0).repeat(scale, axis=1))
-
-
-def _scatter_png(points, size: int = 400) -> bytes:  # noqa: ANN001
-    """2-D points → PNG bytes of a density-shaded scatter plot (no plotting library needed)."""
-    import numpy as np
-
-    p = points.double().numpy()
-    lim = max(3.2, float(np.quantile(np.abs(p), 0.999)) * 1.05)
-    counts, _, _ = np.histogram2d(p[:, 1], p[:, 0], bins=size, range=[[-lim, lim], [-lim, lim]])
-    shade = 1.0 - np.exp(-0.7 * counts[::-1])  # y grows upwards; a few points per pixel read as dark
-    img = np.round(255 * (1.0 - shade)).astype(np.uint8)
-    img[[0, -1], :] = img[:, [0, -1]] = 0  # frame
-    return _png(img)
+    return code
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -291,12 +311,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import atomic_write_bytes
+    from .data import grid_png, scatter_png
 
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {str(args.out)!r}.")
     if not args.out.parent.is_dir():
         raise ValueError(f"the folder of --out, {str(args.out.parent)!r}, does not exist.")
+    for path in (args.out, args.out.with_suffix(".npy")):
+        if path.is_dir():  # checked before sampling: nothing is written if either cannot be
+            raise ValueError(f"--out would write {str(path)!r}, which is a folder; name a file such as samples.png.")
+    if args.n > MAX_SAMPLES:
+        raise ValueError(f"--n {args.n} is more than {MAX_SAMPLES} samples in one call; run sample several "
+                         "times with different --seed values.")
     model, diffusion, state, dev = load_run(args.run, args.device)
+    if args.sampler != "ancestral":  # ddim, dpm++, dpm++sde take --ddim-steps
+        if args.ddim_steps is not None and args.ddim_steps > diffusion.T:
+            raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
+                             f"use --ddim-steps {diffusion.T} or fewer.")
+        args.ddim_steps = args.ddim_steps or min(50, diffusion.T)
     shape = (args.n, *state["config"]["data"]["shape"][1:])
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     with torch.no_grad():
@@ -308,7 +340,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         else:
             x = diffusion.sample(model, shape, generator=gen, device=dev)
     x = x.float().cpu()
-    png = _grid_png(x) if x.dim() == 4 else _scatter_png(x)
+    png = grid_png(x) if x.dim() == 4 else scatter_png(x)
     buf = io.BytesIO()
     np.save(buf, x.numpy())
     npy = args.out.with_suffix(".npy")
@@ -323,7 +355,10 @@ def cmd_bpd(args: argparse.Namespace) -> int:
 
     model, diffusion, state, dev = load_run(args.run, args.device)
     meta = state["metadata"]
-    name = meta.get("data")
+    name = args.data or meta.get("data")
+    if name is None:
+        raise ValueError(f"run {str(args.run)!r} does not record its data (trained through the Python API without "
+                         "metadata={'data': ...}); name it with --data (digits, swiss_roll, moons, mixture or a folder).")
     if name in TOY_DATA:
         held_out, _ = load_dataset(name, split="test")
         split = "test"

@@ -29,6 +29,8 @@ __all__ = [
     "image_grid",
     "TOY_DATASETS",
     "toy_split",
+    "grid_png",
+    "scatter_png",
 ]
 
 #: The bundled digits hold integers 0..16, i.e. 17 intensity levels.
@@ -168,6 +170,49 @@ def digits(split: str = "train") -> torch.Tensor:
     return to_model_range(images, DIGITS_LEVELS).unsqueeze(1)
 
 
+#: Largest image (W·H pixels) :func:`image_folder` decodes, checked from the file's header
+#: before any pixel is decoded (a 20000×20000 header would otherwise take gigabytes).
+MAX_IMAGE_PIXELS = 4096 * 4096
+_HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _open_checked(f: Path):  # noqa: ANN202
+    """Open ``f`` (header only), refuse it if it is too large, then decode it upright (EXIF)."""
+    import warnings
+
+    from PIL import Image, ImageOps
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(f)
+        except Image.DecompressionBombError:
+            raise ValueError(f"image file {str(f)!r} is larger than {MAX_IMAGE_PIXELS} pixels; shrink it first.") from None
+    with im:
+        if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+            raise ValueError(f"image file {str(f)!r} is {im.size[0]}x{im.size[1]} pixels, more than the "
+                             f"{MAX_IMAGE_PIXELS} (4096x4096) this loader decodes; shrink it first.")
+        im.load()
+        return ImageOps.exif_transpose(im)  # a photo taken sideways is read the way it is shown
+
+
+def _to_8bit(im, f: Path, mode: str):  # noqa: ANN001, ANN202
+    """Convert one decoded image to 8-bit ``mode`` at its true depth (the policy of :func:`image_folder`)."""
+    from PIL import Image
+
+    if im.mode in _HIGH_DEPTH_MODES or im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        top = 1.0 if im.mode == "F" else 65535.0  # float: intensities in [0, 1]; integer: 16-bit levels
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > top:
+            raise ValueError(f"image file {str(f)!r} ({im.mode}) holds values in [{a.min():g}, {a.max():g}]; "
+                             f"{'float images must hold intensities in [0, 1]' if top == 1 else 'expected 0..65535'}.")
+        im = Image.fromarray(np.round(a * (255.0 / top)).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (im.mode in ("P", "L", "RGB") and "transparency" in im.info):
+        # Transparent pixels are composited over white: a cut-out on a page, not on black.
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
+    return im.convert(mode)
+
+
 #: File endings :func:`image_folder` reads (case-insensitive).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -189,8 +234,14 @@ def image_folder(path: str | os.PathLike, size: int | tuple[int, int] | None = N
         ``"L"`` for grayscale (C = 1) or ``"RGB"`` (C = 3); images are converted to it.
 
     Raises ``ValueError`` for a missing path, a file where a folder is expected, a folder
-    with no images, an unreadable or corrupt image (the message names the file) and mixed
-    sizes without ``size``.  Pixels are 8-bit levels mapped to [−1, 1] by
+    with no images, an unreadable or corrupt image (the message names the file), an image
+    over :data:`MAX_IMAGE_PIXELS` (checked before decoding) and mixed sizes without ``size``.
+
+    Depth and mode policy: every image is first turned upright by its EXIF orientation;
+    16-bit images are scaled (level/65535), float images (TIFF mode F) must hold [0, 1] and
+    are taken as they are, palette images are expanded, and transparency (RGBA, LA, palette
+    or tRNS) is composited over **white**.  The result is quantised to 8-bit levels, so a
+    16-bit file and its 8-bit copy load identically, and mapped to [−1, 1] by
     :func:`to_model_range`; :func:`from_model_range` maps samples back to uint8.
     """
     from PIL import Image, UnidentifiedImageError
@@ -218,11 +269,10 @@ def image_folder(path: str | os.PathLike, size: int | tuple[int, int] | None = N
     arrays, first_size = [], None
     for f in files:
         try:
-            with Image.open(f) as im:
-                im.load()
-                im = im.convert(mode)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            im = _open_checked(f)
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
             raise ValueError(f"cannot read image file {str(f)!r}: {exc}") from None
+        im = _to_8bit(im, f, mode)
         if size is not None:
             if im.size != (hw[1], hw[0]):  # PIL sizes are (W, H)
                 im = im.resize((hw[1], hw[0]), Image.Resampling.BICUBIC)
@@ -262,3 +312,32 @@ def image_grid(images: torch.Tensor | np.ndarray, ncols: int | None = None, pad:
         r, q = divmod(i, ncols)
         grid[:, r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = (np.clip(x[i], -1, 1) + 1) / 2
     return grid[0] if c == 1 else grid.transpose(1, 2, 0)
+
+
+def _png(array: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def grid_png(x: torch.Tensor) -> bytes:
+    """Images (N, C, H, W) in [−1, 1] → PNG bytes of a near-square grid, enlarged when tiny."""
+    grid = np.round(image_grid(x) * 255).astype(np.uint8)
+    # Tiny images (8×8 digits) are enlarged by whole pixels so the grid is visible on a screen.
+    scale = max(1, 256 // max(grid.shape[:2]))
+    return _png(grid.repeat(scale, axis=0).repeat(scale, axis=1))
+
+
+def scatter_png(points: torch.Tensor, size: int = 400) -> bytes:
+    """2-D points → PNG bytes of a density-shaded scatter plot (no plotting library needed)."""
+    p = points.double().numpy()
+    lim = max(3.2, float(np.quantile(np.abs(p), 0.999)) * 1.05)
+    counts, _, _ = np.histogram2d(p[:, 1], p[:, 0], bins=size, range=[[-lim, lim], [-lim, lim]])
+    shade = 1.0 - np.exp(-0.7 * counts[::-1])  # y grows upwards; a few points per pixel read as dark
+    img = np.round(255 * (1.0 - shade)).astype(np.uint8)
+    img[[0, -1], :] = img[:, [0, -1]] = 0  # frame
+    return _png(img)

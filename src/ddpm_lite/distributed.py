@@ -132,13 +132,14 @@ class StopFlag:
     weights updated but the EMA not; stopping at a step boundary keeps the saved state
     exactly that of an uninterrupted run.  A second Ctrl-C interrupts at once.
 
-    ``sigterm=True`` (used under torchrun) treats SIGTERM the same way: when Ctrl-C reaches
-    the torchrun launcher it passes SIGTERM on to the workers, which should then save too.
+    ``sigterm=True`` (what training uses) treats SIGTERM the same way: ``timeout``, Slurm and
+    ``docker stop`` send it, and torchrun passes Ctrl-C on to its workers as SIGTERM.
     On leaving, the handlers that were installed before are put back exactly.
     """
 
     def __init__(self, sigterm: bool = False) -> None:
         self.stop = False
+        self.signum: int | None = None  # the signal that asked to stop (SIGINT or SIGTERM)
         self._signals = (signal.SIGINT, signal.SIGTERM) if sigterm else (signal.SIGINT,)
         self._previous: dict = {}
 
@@ -151,7 +152,7 @@ class StopFlag:
     def _handler(self, signum, frame) -> None:  # noqa: ANN001
         if self.stop:
             raise KeyboardInterrupt
-        self.stop = True
+        self.stop, self.signum = True, signum
 
     def __exit__(self, *exc: object) -> None:
         for sig, previous in self._previous.items():

@@ -17,6 +17,10 @@ from .gaussian import nats_to_bits_per_dim, normal_kl
 from .plumbing import check_generator, randn
 from .schedule import NoiseSchedule
 
+#: Smallest ᾱ_T a diffusion accepts: the smallest normal float64.  Below it ᾱ_T has underflowed
+#: (often to exactly 0) and 1/√ᾱ_T, hence DDIM and x̂_0, turn inf/NaN.
+MIN_ALPHA_BAR_T = float(np.finfo(np.float64).tiny)
+
 __all__ = ["ForwardProcess"]
 
 
@@ -36,6 +40,10 @@ class ForwardProcess:
     def __init__(self, schedule: NoiseSchedule) -> None:
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError(f"schedule must be a ddpm_lite.NoiseSchedule, got {type(schedule).__name__}.")
+        if not schedule.alpha_bars[-1] >= MIN_ALPHA_BAR_T:
+            raise ValueError(f"this schedule's ᾱ_T = ∏(1 − β_t) underflows to {schedule.alpha_bars[-1]:.3g} "
+                             f"(T={schedule.T}, β_T={schedule.betas[-1]:.3g}), so x_0 cannot be recovered in "
+                             "floating point; lower beta_T or T (the paper uses β_T = 0.02 at T = 1000).")
         self.schedule = schedule
         self.T = schedule.T
         self._tables: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}

@@ -49,14 +49,12 @@ def timestep_embedding(t: torch.Tensor, dim: int, T: int = 1000, max_period: flo
 
 
 @torch.compiler.disable  # data-dependent checks: run eagerly, never traced (fast_step compiles around them)
-def _check_timesteps(t: object, batch: int, T: int) -> None:
-    """ε-model input check: ``t`` must be integer timesteps of shape (batch,) in 0..T.
+def _check_timesteps(t: object, batch: int, T: int) -> torch.Tensor:
+    """``t`` as int64 timesteps after checking it: integers of shape (batch,) in 0..T.
 
-    Models index a table of T + 1 rows with ``t``: a negative t would silently wrap to the
-    end of the table and t > T would fail deep inside torch.  The range is checked only for
-    CPU tensors, where it costs microseconds; on an accelerator it would synchronise with
-    the host on every call (the samplers make thousands), and the diffusion methods have
-    already checked t before calling the model.
+    Models index a table of T + 1 rows with ``t`` (a negative t would wrap, t > T fail in
+    torch).  The range is checked for CPU tensors only: on an accelerator it would sync
+    with the host on every call, and the diffusion methods have already checked t.
     """
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"t must be a LongTensor of timesteps 1..T (T={T}), shape (batch,), got {type(t).__name__}.")
@@ -69,6 +67,7 @@ def _check_timesteps(t: object, batch: int, T: int) -> None:
         if lo < 0 or hi > T:
             bad = lo if lo < 0 else hi
             raise ValueError(f"timestep t={bad} is outside 1..T (T={T}) of this model.")
+    return t if t.dtype == torch.long else t.long()  # uint8/bool-like t would index as a mask
 
 
 class _FrozenTableCache:
@@ -164,16 +163,16 @@ class MLPDenoiser(nn.Module):
         want = (self.dim,) if self.data_shape is None else self.data_shape
         if tuple(xt.shape[1:]) != want:
             raise ValueError(f"xt must have shape (batch, {', '.join(map(str, want))}), got {tuple(xt.shape)}.")
-        _check_timesteps(t, xt.shape[0], self.T)
+        t = _check_timesteps(t, xt.shape[0], self.T)
         if _FrozenTableCache.usable(self):
             proj = self._cache.get([self.time_proj.weight, self.time_proj.bias], lambda: self.time_proj(self.table))[t]
         else:
             proj = self.time_proj(self.table[t])
         e = proj.chunk(self.depth, dim=1)
-        h = self.inp(xt.reshape(xt.shape[0], self.dim))
+        h = self.inp(xt.reshape(xt.shape[0], self.dim).to(self.inp.weight.dtype))  # fp64/fp16 in: our dtype
         for block, e_l in zip(self.blocks, e):
             h = h + block(F.silu(h + e_l))
-        return self.out(F.silu(h)).reshape(xt.shape[0], -1, *xt.shape[2:])
+        return self.out(F.silu(h)).reshape(xt.shape[0], -1, *xt.shape[2:]).to(xt.dtype)
 
 
 def _sigma_cfg(learn_sigma: bool) -> dict:  # absent when off: older checkpoints' configs still match
@@ -333,9 +332,9 @@ class UNet(nn.Module):
                 f"xt must have shape (batch, {self.in_channels}, {self.image_size[0]}, {self.image_size[1]}), "
                 f"got {tuple(xt.shape)}."
             )
-        _check_timesteps(t, xt.shape[0], self.T)
+        t = _check_timesteps(t, xt.shape[0], self.T)
         emb = self.time(t)
-        h = self.inp(xt)
+        h = self.inp(xt.to(self.inp.weight.dtype))  # fp64/fp16 in: computed in the model's dtype
         skips = []
         for blocks, down in zip(self.down, self.downsample):
             h = self._run(blocks, h, emb)
@@ -348,7 +347,7 @@ class UNet(nn.Module):
             h = self._run(blocks, torch.cat([h, skips.pop()], dim=1), emb)
             if not isinstance(up, nn.Identity):
                 h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.out(F.silu(self.out_norm(h)))
+        return self.out(F.silu(self.out_norm(h))).to(xt.dtype)
 
 
 def build_model(config: dict) -> nn.Module:

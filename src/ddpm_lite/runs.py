@@ -17,7 +17,7 @@ import torch
 from . import distributed, rundir
 from .train_state import TrainState
 
-__all__ = ["lock_run_dir", "check_finite", "divergence_hint", "kept"]
+__all__ = ["lock_run_dir", "check_finite", "divergence_hint", "kept", "check_data_range"]
 
 
 def lock_run_dir(ckpt_dir: Path | None, ddp: distributed.DistInfo, dev: torch.device) -> rundir.RunLock | None:
@@ -61,3 +61,22 @@ def check_finite(state: TrainState, *, lr: float, grad_clip: float | None, ckpt_
     if tensors and not bool(torch.stack([torch.isfinite(p).all() for p in tensors]).all()):
         raise FloatingPointError(f"the weights became NaN or inf by step {state.step}, so they were not saved"
                                  f"{kept(ckpt_dir, last_good)}; {divergence_hint(lr, grad_clip)}")
+
+
+def check_data_range(data: torch.Tensor, num_levels: int | None) -> None:
+    """Images (and any data on a level grid) must lie in [−1, 1]; say which scaling fixes it.
+
+    2-D points are standardized (|x| of a few units) and left alone.
+    """
+    if data.dim() <= 2 and num_levels is None:
+        return
+    lo, hi = float(data.min()), float(data.max())
+    if lo >= -1.0 - 1e-6 and hi <= 1.0 + 1e-6:
+        return
+    if lo >= 0 and hi <= 1:
+        fix = "x * 2 - 1 (data in [0, 1])"
+    elif lo >= 0 and hi <= 255:
+        fix = "ddpm_lite.data.to_model_range(x, 256), i.e. x / 127.5 - 1 (8-bit levels 0..255)"
+    else:
+        fix = "2 * (x - min) / (max - min) - 1"
+    raise ValueError(f"image data must lie in [-1, 1], found [{lo:g}, {hi:g}]; scale it first with {fix}.")

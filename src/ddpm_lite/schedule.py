@@ -25,6 +25,9 @@ SCHEDULE_KINDS = ("linear", "cosine", "quadratic", "sigmoid")
 #: exhaust memory.
 MAX_T = 1_000_000
 
+#: Smallest β_t accepted: below about 1e-30 the float32 bound becomes NaN (β = 1e-300 does).
+MIN_BETA = 1e-20
+
 # The cosine schedule's β are clipped here (Nichol & Dhariwal 2021, §3.2): the
 # last steps would otherwise have β_T = 1, i.e. α_T = 0 and a singular chain.
 COSINE_MAX_BETA = 0.999
@@ -88,11 +91,12 @@ class NoiseSchedule:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"betas must be finite; β_{i + 1} = {b[i]}.")
-        bad = (b <= 0.0) | (b >= 1.0)
+        bad = (b < MIN_BETA) | (b >= 1.0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"every β_t must lie strictly between 0 and 1; β_{i + 1} = {b[i]!r}. "
+                f"every β_t must lie strictly between 0 and 1 (at least {MIN_BETA:g}, below which float32 "
+                f"turns the bound to NaN); β_{i + 1} = {b[i]!r}. "
                 "Use a small positive value (e.g. 1e-4) instead of 0 and clip large values below 1."
             )
         self.name = name

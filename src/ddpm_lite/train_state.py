@@ -15,7 +15,10 @@ from torch import nn
 
 from .checkpoint import CheckpointError, adopt_weights, config_mismatches, load_checkpoint, save_checkpoint
 
-__all__ = ["TrainState", "ema_decay_at", "data_fingerprint"]
+__all__ = ["TrainState", "ema_decay_at", "data_fingerprint", "RESTART_HINT"]
+
+#: How the API starts a run over; the command line says ``--fresh`` in its place.
+RESTART_HINT = "resume=False"
 
 
 def ema_decay_at(step: int, ema_decay: float) -> float:
@@ -93,7 +96,7 @@ class TrainState:
         if diffs:
             raise CheckpointError(
                 f"the checkpoint in {str(directory)!r} was made with a different configuration ("
-                + "; ".join(diffs[:5]) + "). Use a new directory, or resume=False to start over."
+                + "; ".join(diffs[:5]) + f"). Use a new directory, or {RESTART_HINT} to start over."
             )
         try:
             self.model.load_state_dict(saved["model"])

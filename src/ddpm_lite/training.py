@@ -35,11 +35,14 @@ from . import checks, distributed, runs
 from .checkpoint import has_checkpoint
 from .diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
 from .plumbing import resolve_device
+from .progress import Progress
 from .resample import ImportanceSampler
 from .train_state import TrainState, data_fingerprint, ema_decay_at
 
 __all__ = ["train", "TrainResult", "TrainState", "ema_decay_at", "resolve_device", "AmpKind", "AMP_KINDS",
            "diffusion_config"]
+
+MAX_BATCH_SIZE = 2**20  #: largest batch accepted (10¹² would build 10¹² indices, i.e. hang, first)
 
 #: Mixed-precision choices for :func:`train` (used on CUDA only).
 AmpKind = Literal["bf16", "fp16"]
@@ -71,6 +74,7 @@ class TrainResult:
     interrupted: bool = False
     checkpoint_dir: Path | None = None
     device: torch.device = torch.device("cpu")
+    stop_signal: int | None = None
 
 
 def _check_args(model: object, diffusion: object, data: object, **kw: object) -> None:
@@ -86,8 +90,10 @@ def _check_args(model: object, diffusion: object, data: object, **kw: object) ->
         raise ValueError("give a budget: steps=N and/or seconds=S (both None now).")
     checks.integer("steps", kw["steps"], 1, allow_none=True)
     checks.number("seconds", kw["seconds"], 0.0, lo_open=True, allow_none=True)
-    for name in ("batch_size", "checkpoint_every", "log_every"):
+    for name in ("checkpoint_every", "log_every"):
         checks.integer(name, kw[name], 1)
+    checks.integer("batch_size", kw["batch_size"], 1, MAX_BATCH_SIZE, hint="(split a larger batch over steps)")
+    checks.integer("seed", kw["seed"], 0, 2**63 - 1)
     checks.number("lr", kw["lr"], 0.0, lo_open=True)
     checks.number("grad_clip", kw["grad_clip"], 0.0, lo_open=True, allow_none=True)
     checks.number("ema_decay", kw["ema_decay"], 0.0, 1.0, hi_open=True)
@@ -172,7 +178,8 @@ def train(
     seed:
         Seeds the one generator that draws batch order, t and ε (default 0).
     progress:
-        Show a tqdm bar (default True; ``tqdm.auto``: a widget in notebooks, text in a terminal).
+        Show progress (default True): a tqdm bar in a terminal or notebook, else (CI, log
+        files) about ten plain lines on stderr (see :mod:`ddpm_lite.progress`).
     log_every:
         Read the running loss (a host sync) every this many steps (default 100).
     loss_kind:
@@ -188,8 +195,10 @@ def train(
         every ``log_every`` steps and ``("checkpoint", step, {"dir": path})`` right after a
         checkpoint is complete on disk (so a reported checkpoint survives any later crash).
 
-    Ctrl-C stops after the current step, saves a checkpoint (if ``checkpoint_dir``) and
-    returns with ``interrupted=True``.
+    Ctrl-C (SIGINT) or SIGTERM stops after the current step, saves a checkpoint (if
+    ``checkpoint_dir``) and returns with ``interrupted=True``; the signal handlers that were
+    installed before are put back exactly.  While training, this process holds the lock of
+    ``checkpoint_dir`` (see :mod:`ddpm_lite.rundir`): a second run on it is refused.
 
     Data parallel: when a ``torch.distributed`` process group of more than one process is
     initialised (``python -m ddpm_lite train`` under torchrun does it), ``batch_size`` is the
@@ -200,7 +209,7 @@ def train(
     _check_args(model, diffusion, data, steps=steps, seconds=seconds, batch_size=batch_size, lr=lr,
                 weight_decay=weight_decay, ema_decay=ema_decay, grad_clip=grad_clip, amp=amp, loss_kind=loss_kind,
                 checkpoint_every=checkpoint_every, log_every=log_every, callback=callback,
-                checkpoint_dir=checkpoint_dir)
+                checkpoint_dir=checkpoint_dir, seed=seed)
     ddp = distributed.current()
     dev = distributed.training_device(device, ddp)
     if ddp.enabled and batch_size % ddp.world_size:
@@ -214,6 +223,7 @@ def train(
     # Check the whole dataset once, so the step can skip the per-batch checks (each a host sync).
     if not bool(torch.isfinite(data).all()):
         raise ValueError("data contains NaN or inf; clean or drop those samples first.")
+    runs.check_data_range(data, diffusion.num_levels)
     if loss_kind != "simple":
         diffusion.check_on_grid(data)  # the decoder term needs data on the K-level grid
     config = {
@@ -332,10 +342,7 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
           lr: float, grad_clip: float | None, progress: bool, callback: Callable | None, ddp: distributed.DistInfo, dev: torch.device,
           ckpt_dir: Path | None) -> TrainResult:
     """Repeat ``step_fn`` until the budget is spent or a stop is asked for; report and checkpoint."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=steps, initial=state.step if steps else 0, disable=not progress, unit="step",
-               desc="training", dynamic_ncols=True, leave=True)
+    bar = Progress(total=steps, initial=state.step, enabled=progress, seconds=seconds)
     losses: list[tuple[int, float]] = []
     running = torch.zeros((), device=dev)
     since_log, start_step = 0, state.step
@@ -350,7 +357,7 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
             save()
 
     try:
-        with distributed.StopFlag(sigterm=ddp.enabled) as flag:
+        with distributed.StopFlag(sigterm=True) as flag:
             while (steps is None or state.step < steps) and (ddp.enabled or time.perf_counter() < deadline):
                 running += step_fn()
                 state.step += 1
@@ -365,8 +372,7 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
                         raise FloatingPointError(f"the loss became {mean_loss} at step {state.step}"
                                                  f"{runs.kept(ckpt_dir, saved_step)}; {runs.divergence_hint(lr, grad_clip)}")
                     losses.append((state.step, mean_loss))
-                    bar.update(since_log)
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+                    bar.update(since_log, mean_loss)
                     running.zero_()
                     since_log = 0
                     if callback is not None:
@@ -390,4 +396,5 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
     done = state.step - start_step
     return TrainResult(model=state.model, ema_model=state.ema, steps=state.step, seconds=elapsed,
                        steps_per_second=done / elapsed if elapsed > 0 else float("nan"), losses=losses,
-                       interrupted=interrupted, checkpoint_dir=ckpt_dir, device=dev)
+                       interrupted=interrupted, checkpoint_dir=ckpt_dir, device=dev,
+                       stop_signal=flag.signum if interrupted else None)
