@@ -268,3 +268,18 @@ def test_cli_trains_samples_and_scores_a_learned_variance_model(tmp_path, capsys
     assert main(["bpd", "--run", str(run), "--n", "5"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert math.isfinite(res["bits_per_dim"]) and res["bits_per_dim"] > 0
+
+
+def test_cli_importance_sampling_trains_on_the_bound_and_refuses_l_simple(tmp_path, capsys):
+    """--importance reaches train() as an ImportanceSampler; with --loss simple it is refused by name."""
+    from ddpm_lite.cli import main
+
+    ok = ["train", "--data", "digits", "--steps", "3", "--T", "20", "--variance", "learned",
+          "--loss", "vb", "--importance", "--out", str(tmp_path / "vb"), "--no-progress"]
+    assert main(ok) == 0
+    capsys.readouterr()
+    bad = ["train", "--data", "digits", "--steps", "3", "--T", "20", "--importance",
+           "--out", str(tmp_path / "simple"), "--no-progress"]
+    code = main(bad)
+    err = capsys.readouterr().err
+    assert code != 0 and "--importance" in err and "--loss vb" in err and "Traceback" not in err

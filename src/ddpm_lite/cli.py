@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--variance", default="beta", choices=("beta", "beta_tilde", "learned"),
                     help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
     tr.add_argument("--loss", default="simple", choices=("simple", "vb", "hybrid"), help="objective (default simple)")
+    tr.add_argument("--importance", action="store_true", help="importance-sampled t (with --loss vb or hybrid, "
+                    "one process; its history is not checkpointed, so a resumed run starts uniform again)")
     tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
     tr.add_argument("--seed", type=_seed, default=0, help="seed of model init, batch order and noise (default 0)")
     tr.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
@@ -257,6 +259,7 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     from .diffusion import GaussianDiffusion
     from .models import count_parameters, default_model
     from .plumbing import resolve_device
+    from .resample import ImportanceSampler
     from .rundir import check_writable
     from .schedule import NoiseSchedule
     from .train_state import RESTART_HINT
@@ -290,7 +293,8 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
         result = train(model, diffusion, data, steps=args.steps, seconds=args.seconds, batch_size=args.batch_size,
                        lr=lr, device=device, amp=args.amp, checkpoint_dir=args.out, resume=not args.fresh,
                        checkpoint_every=args.checkpoint_every, seed=args.seed, progress=not args.no_progress,
-                       log_every=args.log_every, loss_kind=args.loss, metadata=meta, callback=report)
+                       log_every=args.log_every, loss_kind=args.loss, metadata=meta, callback=report,
+                       t_sampler=ImportanceSampler(args.T) if args.importance else None)
     except CheckpointError as exc:  # the API's advice, in the command line's words
         raise CheckpointError(str(exc).replace(RESTART_HINT, "--fresh")) from None
     code = 128 + result.stop_signal if result.interrupted and result.stop_signal else (130 if result.interrupted else 0)

@@ -259,7 +259,7 @@ def _train_locked(state: TrainState, model: nn.Module, diffusion: GaussianDiffus
     if resumed:
         metadata = {**state.restore(ckpt_dir, config), **(metadata or {})}
     if t_sampler is not None and (ddp.enabled or loss_kind == "simple"):
-        raise ValueError("t_sampler needs loss_kind 'vb' or 'hybrid' and a single process (no torchrun).")
+        raise ValueError("importance-sampled t (t_sampler=, --importance) needs loss_kind 'vb' or 'hybrid' (--loss vb|hybrid), one process.")
     step_fn = _make_step(state, diffusion, data, batch_size=batch_size, loss_kind=loss_kind, amp=amp,
                          compile=compile, grad_clip=grad_clip, ddp=ddp, t_sampler=t_sampler)
 
