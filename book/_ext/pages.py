@@ -53,7 +53,9 @@ def _drop_unused_assets(app, pagename, templatename, context, doctree) -> None:
         kept = [a for a in assets
                 if not any(name in _asset_name(a) and not needed(body)
                            for name, needed in OPTIONAL_ASSETS.items())]
-        context[key] = kept
+        # In place: the builder owns this list, and offline_assets adds the explorers' files
+        # to it for this page after us; a new list would hide those additions.
+        assets[:] = kept
 
 
 def _executed_downloads(app, exception) -> None:
