@@ -119,16 +119,24 @@ def test_sigkill_at_random_moments_loses_nothing_beyond_a_checkpoint_interval(tm
     assert sorted(os.listdir(out)) == ["ddpm_lite.manifest.json", "state.json", f"weights-{STEPS:08d}.safetensors"]
 
 
-def test_ctrl_c_saves_the_step_reached_and_resumes_exactly(tmp_path, reference):
-    out = tmp_path / "run"
+def interrupt_run(out, sig: int, code: int) -> tuple[int, str, str]:
+    """Start a run in ``out``, send ``sig`` once it reports progress; check the exit ``code``.
+
+    Returns the step the run says it reached, its last stdout line (the JSON summary) and
+    its stderr."""
     proc = launch(out)
     head = wait_for_progress(proc)
     assert any(ln.startswith("step ") for ln in head), "".join(head)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     summary = stdout.strip().splitlines()[-1]
-    step = int(re.search(r'"steps": (\d+)', summary).group(1))
+    return int(re.search(r'"steps": (\d+)', summary).group(1)), summary, stderr
+
+
+def test_ctrl_c_saves_the_step_reached_and_resumes_exactly(tmp_path, reference):
+    out = tmp_path / "run"
+    step, summary, stderr = interrupt_run(out, signal.SIGINT, 130)
     assert '"interrupted": true' in summary and 0 < step < STEPS
     assert "interrupted: checkpoint saved" in stderr
     state = load_checkpoint(out)
@@ -306,13 +314,7 @@ def test_hostile_weights_file_is_never_followed_or_deleted(tmp_path, resume):
 def test_sigterm_saves_the_step_reached_and_exits_143(tmp_path):
     """``timeout``, Slurm and ``docker stop`` send SIGTERM: a single process saves like on Ctrl-C."""
     out = tmp_path / "run"
-    proc = launch(out)
-    head = wait_for_progress(proc)
-    assert any(ln.startswith("step ") for ln in head), "".join(head)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr
-    step = int(re.search(r'"steps": (\d+)', stdout.strip().splitlines()[-1]).group(1))
+    step, _, _ = interrupt_run(out, signal.SIGTERM, 143)
     assert 0 < step < STEPS and load_checkpoint(out)["step"] == step
 
 
