@@ -29,13 +29,14 @@ from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.checkpoint import has_checkpoint  # noqa: E402
 from ddpm_lite.cli import load_run  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, digits  # noqa: E402
+from ddpm_lite.levels import LevelPosteriorDenoiser  # noqa: E402
 from ddpm_lite.models import UNet  # noqa: E402
 from ddpm_lite.resample import ImportanceSampler  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 #: The recipe the flags default to (chosen by the ablation in benchmarks/README.md).
-RECIPE = {"variance": "learned", "loss": "vb", "schedule": "linear", "importance": True,
-          "base_channels": 16, "T": 1000, "lr": 2e-3, "batch_size": 128}
+RECIPE = {"denoiser": "levels", "variance": "learned", "loss": "vb", "schedule": "linear", "importance": True,
+          "base_channels": 16, "T": 1000, "lr": 2e-3, "batch_size": 128, "weight_decay": 0.0}
 
 
 def per_t_summary(vb: torch.Tensor) -> dict:
@@ -51,10 +52,15 @@ def train_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDif
     schedule = NoiseSchedule.from_name(args.schedule, args.T, **extra)
     diffusion = GaussianDiffusion(schedule, variance=args.variance, num_levels=DIGITS_LEVELS)
     torch.manual_seed(args.seed)
-    model = UNet(T=args.T, base_channels=args.base_channels, learn_sigma=args.variance == "learned")
+    learn_sigma = args.variance == "learned"
+    if args.denoiser == "levels":
+        model = LevelPosteriorDenoiser(schedule, DIGITS_LEVELS, learn_sigma=learn_sigma, base_channels=args.base_channels)
+    else:
+        model = UNet(T=args.T, base_channels=args.base_channels, learn_sigma=learn_sigma)
     sampler = ImportanceSampler(args.T) if args.importance else None
     r = train(model, diffusion, digits("train"), seconds=args.seconds, lr=args.lr, batch_size=args.batch_size,
               device="cpu", progress=False, seed=args.seed, loss_kind=args.loss, t_sampler=sampler,
+              weight_decay=args.weight_decay,
               checkpoint_dir=args.run)
     return r.ema_model, diffusion, r.steps
 
@@ -64,6 +70,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="training budget (default 60)")
     p.add_argument("--seed", type=int, default=0, help="seed of init, batches, t and ε (default 0)")
     p.add_argument("--run", default=None, help="score this checkpoint directory instead (or train into it)")
+    p.add_argument("--denoiser", default=RECIPE["denoiser"], choices=("levels", "eps"),
+                   help="levels: the level-posterior U-Net (ddpm_lite.levels); eps: the plain ε U-Net")
     p.add_argument("--variance", default=RECIPE["variance"], choices=("beta", "beta_tilde", "learned"))
     p.add_argument("--loss", default=RECIPE["loss"], choices=("simple", "vb", "hybrid"))
     p.add_argument("--schedule", default=RECIPE["schedule"], choices=("linear", "cosine"))
@@ -75,6 +83,7 @@ def main() -> None:
     p.add_argument("--T", type=int, default=RECIPE["T"])
     p.add_argument("--lr", type=float, default=RECIPE["lr"])
     p.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
+    p.add_argument("--weight-decay", type=float, default=RECIPE["weight_decay"], help="AdamW weight decay")
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines (~10 s)")
     p.add_argument("--per-t", default=None, help="save the per-t terms L_{t-1} (t = 1..T) to this .npy")
     p.add_argument("--threads", type=int, default=THREADS)

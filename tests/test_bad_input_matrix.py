@@ -31,7 +31,8 @@ from ddpm_lite import data as D
 from ddpm_lite.checkpoint import CheckpointError, load_checkpoint
 from ddpm_lite.cli import main as cli_main
 from ddpm_lite.gaussian import discretized_gaussian_log_likelihood, normal_kl
-from ddpm_lite.models import MLPDenoiser, UNet, build_model, timestep_embedding
+from ddpm_lite.models import MLPDenoiser, UNet, timestep_embedding
+from ddpm_lite.networks import build_model
 from ddpm_lite.training import resolve_device, train
 
 PKG = Path(ddpm_lite.__file__).resolve().parent

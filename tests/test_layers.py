@@ -23,13 +23,13 @@ SRC = PKG.parent
 #: Floors of the library, bottom up.  An import must go to a strictly lower floor.
 LIBRARY_FLOORS = {
     "checks": 0, "plumbing": 0, "rundir": 0, "progress": 0,
-    "schedule": 1, "gaussian": 1, "checkpoint": 1, "data": 1, "models": 1, "resample": 1,
+    "schedule": 1, "gaussian": 1, "checkpoint": 1, "data": 1, "models": 1, "resample": 1, "levels": 1.5, "networks": 1.7,
     "forward": 2, "metrics": 2, "distributed": 2, "train_state": 2, "baselines": 2,
     "reverse": 3, "runs": 3,
     "sampling": 4, "solvers": 4.5,
     "diffusion": 5, "fast_step": 5.5,
     "training": 6,
-    "cli": 7, "__main__": 8, "__init__": 8,
+    "cli_args": 6.5, "cli": 7, "__main__": 8, "__init__": 8,
 }
 #: The teaching layer sits above the whole library.
 BOOK_FLOORS = {

@@ -13,7 +13,8 @@ from ddpm_lite import GaussianDiffusion, NoiseSchedule
 from ddpm_lite.checkpoint import load_checkpoint
 from ddpm_lite.cli import load_run
 from ddpm_lite.data import DIGITS_LEVELS, digits
-from ddpm_lite.models import MLPDenoiser, UNet, build_model
+from ddpm_lite.models import MLPDenoiser, UNet
+from ddpm_lite.networks import build_model
 from ddpm_lite.resample import ImportanceSampler
 from ddpm_lite.training import train
 

@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from ddpm_lite.models import MLPDenoiser, UNet, build_model, count_parameters, timestep_embedding
+from ddpm_lite.models import MLPDenoiser, UNet, count_parameters, timestep_embedding
+from ddpm_lite.networks import build_model
 
 # benchmarks/gpu_check.py reruns the device-aware tests with DDPM_LITE_TEST_DEVICE=cuda.
 DEVICE = torch.device(os.environ.get("DDPM_LITE_TEST_DEVICE", "cpu"))

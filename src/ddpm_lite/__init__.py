@@ -13,11 +13,12 @@ import sys
 
 from .diffusion import GaussianDiffusion
 from .forward import ForwardProcess
+from .levels import LevelPosteriorDenoiser
 from .models import MLPDenoiser, UNet
 from .schedule import NoiseSchedule
 from .training import train
 
-__all__ = ["ForwardProcess", "GaussianDiffusion", "MLPDenoiser", "NoiseSchedule", "UNet", "train"]
+__all__ = ["ForwardProcess", "GaussianDiffusion", "LevelPosteriorDenoiser", "MLPDenoiser", "NoiseSchedule", "UNet", "train"]
 __version__ = "0.2.0"
 
 #: Modules that moved into the teaching layer in 0.2.0: old name → new name.

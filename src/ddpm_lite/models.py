@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from . import checks
 
-__all__ = ["timestep_embedding", "TimeEmbedding", "MLPDenoiser", "UNet", "count_parameters", "build_model", "default_model"]
+__all__ = ["timestep_embedding", "TimeEmbedding", "MLPDenoiser", "UNet", "count_parameters"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -236,7 +236,8 @@ class UNet(nn.Module):
     concatenates the encoder's output of the same level (one skip per level).  Self-
     attention is added after the blocks of every level whose resolution is listed in
     ``attention_resolutions`` and in the middle when the lowest resolution is listed.
-    H and W must be divisible by 2^(levels − 1).
+    H and W must be divisible by 2^(levels − 1).  ``out_channels`` overrides the output width
+    (default C, or 2C with ``learn_sigma``) for heads such as :mod:`ddpm_lite.levels`.
 
     Parameter counts (in_channels = 1, T-independent):
       * default ``base_channels=16, channel_mult=(1, 2), num_res_blocks=1`` — 99 329
@@ -257,6 +258,7 @@ class UNet(nn.Module):
         groups: int = 8,
         T: int = 1000,
         learn_sigma: bool = False,
+        out_channels: int | None = None,
     ) -> None:
         super().__init__()
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -276,6 +278,7 @@ class UNet(nn.Module):
             kind="unet", in_channels=in_channels, image_size=list(size), base_channels=base_channels,
             channel_mult=list(channel_mult), num_res_blocks=num_res_blocks,
             attention_resolutions=list(attention_resolutions), groups=groups, T=T, **_sigma_cfg(learn_sigma),
+            **({} if out_channels is None else {"out_channels": checks.integer("out_channels", out_channels, 1)}),
         )
         self.in_channels, self.image_size, self.T = in_channels, size, T
         emb_dim = 4 * base_channels
@@ -316,7 +319,8 @@ class UNet(nn.Module):
             if i > 0:
                 c, res = chans[i - 1], res * 2
         self.out_norm = nn.GroupNorm(_groups(c, groups), c)
-        self.out = nn.Conv2d(c, in_channels * (2 if learn_sigma else 1), 3, padding=1)  # learn_sigma: ε then v
+        width = out_channels or in_channels * (2 if learn_sigma else 1)  # learn_sigma: ε then v
+        self.out = nn.Conv2d(c, width, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -348,53 +352,3 @@ class UNet(nn.Module):
             if not isinstance(up, nn.Identity):
                 h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
         return self.out(F.silu(self.out_norm(h))).to(xt.dtype)
-
-
-def build_model(config: dict) -> nn.Module:
-    """Rebuild a model from its ``config`` dict (as stored in checkpoints)."""
-    import inspect
-
-    if not isinstance(config, dict):
-        raise ValueError(f"model config must be a dict with a 'kind' entry, got {type(config).__name__}.")
-    cfg = dict(config)
-    kind = cfg.pop("kind", None)
-    cls = {"mlp": MLPDenoiser, "unet": UNet}.get(kind)
-    if cls is not None:
-        allowed = set(inspect.signature(cls).parameters)
-        unknown = sorted(set(cfg) - allowed)
-        if unknown:
-            raise ValueError(f"model config for kind={kind!r} has unknown entries {unknown}; allowed: {sorted(allowed)}.")
-    if kind == "mlp":
-        if cfg.get("data_shape") is not None:
-            cfg["data_shape"] = tuple(cfg["data_shape"])
-        return MLPDenoiser(**cfg)
-    if kind == "unet":
-        for key in ("image_size", "channel_mult", "attention_resolutions"):
-            cfg[key] = tuple(cfg[key])
-        return UNet(**cfg)
-    raise ValueError(f"model config kind must be 'mlp' or 'unet', got {kind!r}.")
-
-
-def default_model(data_shape: tuple[int, ...], T: int = 1000, learn_sigma: bool = False) -> nn.Module:
-    """The model the CLI and the benchmarks use for data of shape (N, ...) — one recipe, one place.
-
-    * points (N, d): :class:`MLPDenoiser` with 3 blocks of 128;
-    * 8×8 images (and anything up to 15 px): :class:`UNet` with the defaults (99 329 params for gray);
-    * 16×16 … 31 px: ``base_channels=32, channel_mult=(1, 2)``, attention at H/2;
-    * 32 px and up: ``base_channels=64, channel_mult=(1, 2, 2)``, attention at H/4.
-    Image sides must be divisible by 2^(levels − 1).  ``learn_sigma`` adds the v channels.
-    """
-    shape = tuple(int(s) for s in data_shape)
-    if len(shape) == 2:
-        return MLPDenoiser(dim=shape[1], T=T, learn_sigma=learn_sigma)
-    if len(shape) != 4:
-        raise ValueError(f"data must have shape (N, d) for points or (N, C, H, W) for images, got {shape}.")
-    c, h, w = shape[1:]
-    side = min(h, w)
-    if side < 16:
-        return UNet(in_channels=c, image_size=(h, w), T=T, learn_sigma=learn_sigma)
-    if side < 32:
-        return UNet(in_channels=c, image_size=(h, w), base_channels=32, channel_mult=(1, 2),
-                    attention_resolutions=(h // 2,), T=T, learn_sigma=learn_sigma)
-    return UNet(in_channels=c, image_size=(h, w), base_channels=64, channel_mult=(1, 2, 2),
-                attention_resolutions=(h // 4,), T=T, learn_sigma=learn_sigma)

@@ -51,8 +51,7 @@ AMP_KINDS: tuple[str, ...] = get_args(AmpKind)
 
 def diffusion_config(diffusion: GaussianDiffusion) -> dict:
     """Deprecated since 0.2.0: use ``diffusion.config()`` (which also stores the betas)."""
-    warnings.warn("ddpm_lite.training.diffusion_config is deprecated; use GaussianDiffusion.config().",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn("training.diffusion_config is deprecated; use GaussianDiffusion.config().", DeprecationWarning, 2)
     return diffusion.config()
 
 
@@ -83,6 +82,8 @@ def _check_args(model: object, diffusion: object, data: object, **kw: object) ->
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     if not isinstance(diffusion, GaussianDiffusion):
         raise ValueError(f"diffusion must be a ddpm_lite.GaussianDiffusion, got {type(diffusion).__name__}.")
+    if hasattr(model, "check_schedule"):  # a model with ᾱ_t built in (ddpm_lite.levels) must share the diffusion's
+        model.check_schedule(diffusion.schedule)
     if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.dim() < 2 or data.shape[0] < 1:
         desc = f"shape {tuple(data.shape)}, dtype {data.dtype}" if isinstance(data, torch.Tensor) else type(data).__name__
         raise ValueError(f"data must be a non-empty float tensor of shape (N, ...), got {desc}.")
@@ -98,8 +99,7 @@ def _check_args(model: object, diffusion: object, data: object, **kw: object) ->
     checks.number("grad_clip", kw["grad_clip"], 0.0, lo_open=True, allow_none=True)
     checks.number("ema_decay", kw["ema_decay"], 0.0, 1.0, hi_open=True)
     checks.number("weight_decay", kw["weight_decay"], 0.0)
-    if kw["amp"] is not None:
-        checks.choice("amp", kw["amp"], AMP_KINDS)
+    checks.choice("amp", kw["amp"], (*AMP_KINDS, None))
     checks.choice("loss_kind", kw["loss_kind"], LOSS_KINDS)
     if kw["callback"] is not None and not callable(kw["callback"]):
         raise ValueError(f"callback must be callable as callback(event, step, info) or None, got {kw['callback']!r}.")

@@ -1,0 +1,144 @@
+"""The command line's grammar: the parser of ``python -m ddpm_lite`` and its argument types.
+
+Kept apart from :mod:`ddpm_lite.cli` (what each command does) so that either can be read
+alone; ``ddpm_lite.cli.build_parser`` is this module's :func:`build_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["build_parser", "TOY_DATA", "MAX_SAMPLES"]
+
+#: The bundled datasets --data accepts by name (anything else is a folder of images).
+TOY_DATA = ("digits", "swiss_roll", "moons", "mixture")
+
+EPILOG = """\
+examples:
+  # train on the bundled 8x8 digits for one minute, checkpoints in runs/digits
+  python -m ddpm_lite train --data digits --seconds 60 --out runs/digits
+  # draw 64 samples: writes samples.png (a grid) and samples.npy (the raw values)
+  python -m ddpm_lite sample --run runs/digits --n 64 --out samples.png
+  # the variational bound on the test split, in bits per dimension (JSON)
+  python -m ddpm_lite bpd --run runs/digits
+  # a 2-D toy, or a folder of your own images resized to 16x16 grayscale
+  python -m ddpm_lite train --data swiss_roll --seconds 30 --out runs/roll
+  python -m ddpm_lite train --data ~/my_pictures --image-size 16 --mode L --seconds 600 --out runs/mine
+
+Running train again with the same --out resumes from the last checkpoint (the
+settings must match; --fresh starts over). Ctrl-C or SIGTERM saves a checkpoint before
+exiting (exit code 130 or 143). One training run at a time per --out (a lock file).
+
+  # data parallel on 4 GPUs (or 4 CPU processes with gloo); --batch-size is the global batch
+  torchrun --nproc_per_node=4 -m ddpm_lite train --data digits --steps 20000 --out runs/digits4
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (and exit code 2) instead of two."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (try '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..2**63-1, got {text!r}")
+    return value
+
+
+#: Most samples one ``sample`` call draws (they are all held in memory); run it again with another --seed for more.
+MAX_SAMPLES = 100_000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ddpm-lite`` command (exposed for docs and tests)."""
+    from .schedule import SCHEDULE_KINDS
+
+    parser = _Parser(prog="ddpm-lite", description="Train, sample and evaluate a small DDPM (Ho et al. 2020).",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="{train,sample,bpd}", parser_class=_Parser)
+    sub.required = True
+
+    tr = sub.add_parser("train", help="train a model (resumes if --out holds a checkpoint)", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("--data", required=True, metavar="DATA",
+                    help="digits, swiss_roll, moons, mixture, or a folder of images (PNG, JPEG, ...)")
+    tr.add_argument("--out", required=True, type=Path, help="run directory for checkpoints (created if missing)")
+    tr.add_argument("--seconds", type=_positive_float, help="wall-clock training budget")
+    tr.add_argument("--steps", type=_positive_int, help="total optimizer steps (counting resumed ones)")
+    tr.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    tr.add_argument("--schedule", default="linear", choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
+    tr.add_argument("--variance", default="beta", choices=("beta", "beta_tilde", "learned"),
+                    help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
+    tr.add_argument("--denoiser", default="eps", choices=("eps", "levels"), help="eps: the plain ε network (default); "
+                    "levels: ε through the posterior over the data's grey levels (ddpm_lite.levels; images only)")
+    tr.add_argument("--loss", default="simple", choices=("simple", "vb", "hybrid"), help="objective (default simple)")
+    tr.add_argument("--importance", action="store_true", help="importance-sampled t (with --loss vb or hybrid, "
+                    "one process; its history is not checkpointed, so a resumed run starts uniform again)")
+    tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
+    tr.add_argument("--seed", type=_seed, default=0, help="seed of model init, batch order and noise (default 0)")
+    tr.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    tr.add_argument("--lr", type=_positive_float, default=None, help="AdamW learning rate (default 2e-3 for points and images under 16 px, "
+                    "as in benchmarks/; 1e-3 for larger images)")
+    tr.add_argument("--image-size", type=_positive_int, help="resize folder images to this square size")
+    tr.add_argument("--mode", default="L", choices=("L", "RGB"), help="folder images as grayscale (L) or RGB")
+    tr.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision on CUDA")
+    tr.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="steps between checkpoints")
+    tr.add_argument("--log-every", type=_positive_int, default=100,
+                    help="steps between loss reports (default 100); with --no-progress each report is a line on stderr")
+    tr.add_argument("--fresh", action="store_true",
+                    help="start over even if --out holds a checkpoint (it is replaced at the first save)")
+    tr.add_argument("--no-progress", action="store_true",
+                    help="no progress bar: plain 'step N: loss L' lines on stderr instead (for logs and batch jobs)")
+
+    sa = sub.add_parser("sample", help="draw samples from a trained run", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sa.add_argument("--run", required=True, type=Path, help="run directory written by 'train'")
+    sa.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
+    sa.add_argument("--out", required=True, type=Path,
+                    help="PNG to write (grid of images, or scatter plot of points); the raw samples go to the same name with .npy")
+    sa.add_argument("--sampler", default="ancestral", choices=("ancestral", "ddim", "dpm++", "dpm++sde"),
+                    help="default ancestral (T steps); dpm++ is DPM-Solver++(2M), dpm++sde its stochastic form")
+    sa.add_argument("--ddim-steps", type=_positive_int, default=None,
+                    help="steps for --sampler ddim, dpm++ or dpm++sde (default 50, or T when the run has fewer)")
+    sa.add_argument("--seed", type=_seed, default=0)
+    sa.add_argument("--device", default="auto")
+
+    bp = sub.add_parser("bpd", help="variational bound in bits/dim on held-out data (prints JSON)", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bp.add_argument("--run", required=True, type=Path, help="run directory written by 'train'")
+    bp.add_argument("--n", type=_positive_int, help="evaluate on the first N held-out samples (default: all, max 1000)")
+    bp.add_argument("--data", help="the data to score (default: the run's own, from its metadata; needed for runs "
+                    "trained through the Python API)")
+    bp.add_argument("--seed", type=_seed, default=0)
+    bp.add_argument("--device", default="auto")
+    return parser
+
+
+# ---------------------------------------------------------------------------- data
