@@ -17,6 +17,9 @@ Every ingredient is a flag, so the ablation in the README is one command per row
 from __future__ import annotations
 
 import argparse
+import copy
+import math
+import tempfile
 import time
 
 from _common import THREADS, emit, save_npy, setup
@@ -36,33 +39,60 @@ from ddpm_lite.training import train  # noqa: E402
 
 #: The recipe the flags default to (chosen by the ablation in benchmarks/README.md).
 RECIPE = {"denoiser": "levels", "variance": "learned", "loss": "vb", "schedule": "linear", "importance": True,
-          "base_channels": 16, "T": 1000, "lr": 2e-3, "batch_size": 128, "weight_decay": 0.0}
+          "base_channels": 16, "T": 1000, "lr": 2e-3, "batch_size": 128, "weight_decay": 0.0,
+          "dropout": 0.0, "holdout": 0, "eval_every": 60.0}
 
 
 def per_t_summary(vb: torch.Tensor) -> dict:
     """Where the bits are: L_0, the first 10 terms, and their share of Σ L_{t−1}."""
     total = float(vb.sum())
     return {"L_0": round(float(vb[0]), 4), "first10": round(float(vb[:10].sum()), 4),
-            "first10_share": round(float(vb[:10].sum()) / total, 3) if total > 0 else None}
+            "first10_share": round(float(vb[:10].sum()) / total, 3) if total > 0 else None,
+            "t_le_100": round(float(vb[:100].sum()), 4), "t_gt_100": round(float(vb[100:].sum()), 4)}
 
 
-def train_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDiffusion, int]:
-    """Train the recipe the flags describe; returns (EMA model, diffusion, steps)."""
+def build_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDiffusion]:
+    """The untrained model and the diffusion the flags describe."""
     extra = {"max_beta": args.max_beta} if args.max_beta is not None else {}
     schedule = NoiseSchedule.from_name(args.schedule, args.T, **extra)
     diffusion = GaussianDiffusion(schedule, variance=args.variance, num_levels=DIGITS_LEVELS)
     torch.manual_seed(args.seed)
-    learn_sigma = args.variance == "learned"
+    kw = {"learn_sigma": args.variance == "learned", "base_channels": args.base_channels, "dropout": args.dropout}
     if args.denoiser == "levels":
-        model = LevelPosteriorDenoiser(schedule, DIGITS_LEVELS, learn_sigma=learn_sigma, base_channels=args.base_channels)
-    else:
-        model = UNet(T=args.T, base_channels=args.base_channels, learn_sigma=learn_sigma)
+        return LevelPosteriorDenoiser(schedule, DIGITS_LEVELS, **kw), diffusion
+    return UNet(T=args.T, **kw), diffusion
+
+
+def train_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDiffusion, int, list]:
+    """Train the recipe for ``--seconds``; returns (EMA model, diffusion, steps, held-out curve).
+
+    With ``--holdout N`` the last N training digits are held out: training runs in segments of
+    ``--eval-every`` seconds (resuming its own checkpoint, so nothing restarts), the EMA model's
+    full bound on the held-out digits is taken after each, and the best segment's weights are
+    kept (early stopping; the test digits are never looked at).  The curve is returned.
+    """
+    model, diffusion = build_recipe(args)
+    data = digits("train")
+    fit, held = (data[:-args.holdout], data[-args.holdout:]) if args.holdout else (data, None)
     sampler = ImportanceSampler(args.T) if args.importance else None
-    r = train(model, diffusion, digits("train"), seconds=args.seconds, lr=args.lr, batch_size=args.batch_size,
-              device="cpu", progress=False, seed=args.seed, loss_kind=args.loss, t_sampler=sampler,
-              weight_decay=args.weight_decay,
-              checkpoint_dir=args.run)
-    return r.ema_model, diffusion, r.steps
+    kw = dict(lr=args.lr, batch_size=args.batch_size, device="cpu", progress=False, seed=args.seed, loss_kind=args.loss,
+              t_sampler=sampler, weight_decay=args.weight_decay)
+    if held is None:
+        r = train(model, diffusion, fit, seconds=args.seconds, checkpoint_dir=args.run, **kw)
+        return r.ema_model, diffusion, r.steps, []
+    curve, best, spent = [], (math.inf, None, 0), 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = args.run or tmp
+        while spent < args.seconds - 1e-9:
+            seg = min(args.eval_every, args.seconds - spent)
+            r = train(model, diffusion, fit, seconds=seg, checkpoint_dir=run_dir, **kw)
+            spent += seg
+            held_bpd = diffusion.bits_per_dim(r.ema_model, held, generator=torch.Generator().manual_seed(1))["total"]
+            curve.append({"step": r.steps, "seconds": round(spent, 1), "holdout_bpd": round(held_bpd, 4)})
+            if held_bpd < best[0]:
+                best = (held_bpd, copy.deepcopy(r.ema_model.state_dict()), r.steps)
+    r.ema_model.load_state_dict(best[1])
+    return r.ema_model, diffusion, best[2], curve
 
 
 def main() -> None:
@@ -83,6 +113,11 @@ def main() -> None:
     p.add_argument("--T", type=int, default=RECIPE["T"])
     p.add_argument("--lr", type=float, default=RECIPE["lr"])
     p.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
+    p.add_argument("--dropout", type=float, default=RECIPE["dropout"], help="dropout in the U-Net's residual blocks")
+    p.add_argument("--holdout", type=int, default=RECIPE["holdout"],
+                   help="hold out the last N training digits and keep the weights that score best on them (0: off)")
+    p.add_argument("--eval-every", type=float, default=RECIPE["eval_every"],
+                   help="with --holdout: seconds of training between held-out evaluations")
     p.add_argument("--weight-decay", type=float, default=RECIPE["weight_decay"], help="AdamW weight decay")
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines (~10 s)")
     p.add_argument("--per-t", default=None, help="save the per-t terms L_{t-1} (t = 1..T) to this .npy")
@@ -92,9 +127,9 @@ def main() -> None:
     test = digits("test")
     if args.run and has_checkpoint(args.run):
         model, diffusion, state, _ = load_run(args.run, "cpu")
-        steps = state["step"]
+        steps, curve = state["step"], []
     else:
-        model, diffusion, steps = train_recipe(args)
+        model, diffusion, steps, curve = train_recipe(args)
     t0 = time.perf_counter()
     res = diffusion.bits_per_dim(model, test, batch_size=4096, generator=torch.Generator().manual_seed(0))
     eval_s = time.perf_counter() - t0
@@ -104,6 +139,8 @@ def main() -> None:
               "train_steps": steps, "recipe": {k: getattr(args, k) for k in (*RECIPE, "max_beta")},
               "bpd": round(res["total"], 4), "stderr": round(float(per.std(ddof=1) / np.sqrt(len(per))), 4),
               "L_T": round(res["prior"], 5), **per_t_summary(res["vb"]), "eval_s": round(eval_s, 1)}
+    if curve:
+        record["holdout_curve"] = curve
     if not args.no_baselines:
         record["baselines"] = {k: v for k, v in baselines().items()
                                if k in ("uniform", "per_pixel", "autoregressive")}

@@ -32,6 +32,7 @@ from ddpm_lite.checkpoint import CheckpointError, load_checkpoint
 from ddpm_lite.cli import main as cli_main
 from ddpm_lite.gaussian import discretized_gaussian_log_likelihood, normal_kl
 from ddpm_lite.models import MLPDenoiser, UNet, timestep_embedding
+from ddpm_lite.levels import LevelPosteriorDenoiser
 from ddpm_lite.networks import build_model
 from ddpm_lite.training import resolve_device, train
 
@@ -216,6 +217,11 @@ API_CASES = [
     ("unet/t=T+1", _f(UNET, torch.zeros(2, 1, 8, 8), torch.full((2,), 11)), ValueError, ["t", "11", "T=10"]),
     ("build_model/unknown kind", _f(build_model, {"kind": "transformer"}), ValueError, ["kind", "'transformer'"]),
     ("build_model/bad key", _f(build_model, {"kind": "mlp", "width": 3}), ValueError, ["width"]),
+    ("build_model/level model without betas", _f(build_model, {"kind": "level_posterior", "num_levels": 17}), ValueError,
+     ["betas"]),
+    ("unet/dropout 1", _f(UNet, T=10, dropout=1.0), ValueError, ["dropout", "1.0"]),
+    ("level model/schedule a list", _f(LevelPosteriorDenoiser, [0.1, 0.2], 17), ValueError, ["schedule", "NoiseSchedule"]),
+    ("level model/one level", _f(LevelPosteriorDenoiser, NoiseSchedule.linear(10), 1), ValueError, ["num_levels", "1"]),
     ("timestep_embedding/dim 1", _f(timestep_embedding, torch.ones(2), 1), ValueError, ["dim", "1"]),
     # --- data
     ("image_folder/missing", lambda: D.image_folder("/nonexistent/folder"), ValueError, ["/nonexistent/folder", "does not exist"]),
@@ -496,6 +502,8 @@ CLI_CASES = [
     ("train/T=0", ["train", "--data", "swiss_roll", "--steps", "1", "--T", "0", "--out", "{tmp}/r"], ["--T", "'0'"]),
     ("train/huge T", ["train", "--data", "swiss_roll", "--steps", "1", "--T", "10000000", "--out", "{tmp}/r"],
      ["T=10000000", "maximum"]),
+    ("train/levels on points", ["train", "--data", "moons", "--steps", "1", "--denoiser", "levels", "--out", "{tmp}/r"],
+     ["level-posterior", "for images"]),
     ("train/unknown schedule", ["train", "--data", "swiss_roll", "--steps", "1", "--schedule", "exp", "--out", "{tmp}/r"],
      ["--schedule", "'exp'"]),
     ("train/out is a file", ["train", "--data", "swiss_roll", "--steps", "1", "--out", "{tmp}/file.txt"], ["--out", "is a file"]),

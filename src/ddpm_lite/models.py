@@ -188,10 +188,11 @@ def _groups(channels: int, wanted: int) -> int:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv3×3, add time, GroupNorm → SiLU → conv3×3, plus a skip path."""
+    """GroupNorm → SiLU → conv3×3, add time, GroupNorm → SiLU → dropout → conv3×3, plus a skip path."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int) -> None:
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.norm1 = nn.GroupNorm(_groups(c_in, groups), c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, c_out)
@@ -205,7 +206,7 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         h = h + self.emb(emb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv2(self.drop(F.silu(self.norm2(h))))
         return self.skip(x) + h
 
 
@@ -238,6 +239,8 @@ class UNet(nn.Module):
     ``attention_resolutions`` and in the middle when the lowest resolution is listed.
     H and W must be divisible by 2^(levels − 1).  ``out_channels`` overrides the output width
     (default C, or 2C with ``learn_sigma``) for heads such as :mod:`ddpm_lite.levels`.
+    ``dropout`` (default 0) drops features inside every residual block while training, as
+    Nichol & Dhariwal do against over-fitting when the bound is the goal.
 
     Parameter counts (in_channels = 1, T-independent):
       * default ``base_channels=16, channel_mult=(1, 2), num_res_blocks=1`` — 99 329
@@ -259,6 +262,7 @@ class UNet(nn.Module):
         T: int = 1000,
         learn_sigma: bool = False,
         out_channels: int | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -279,6 +283,7 @@ class UNet(nn.Module):
             channel_mult=list(channel_mult), num_res_blocks=num_res_blocks,
             attention_resolutions=list(attention_resolutions), groups=groups, T=T, **_sigma_cfg(learn_sigma),
             **({} if out_channels is None else {"out_channels": checks.integer("out_channels", out_channels, 1)}),
+            **({"dropout": checks.number("dropout", dropout, 0.0, 1.0, hi_open=True)} if dropout else {}),
         )
         self.in_channels, self.image_size, self.T = in_channels, size, T
         emb_dim = 4 * base_channels
@@ -292,7 +297,7 @@ class UNet(nn.Module):
         for i, c_out in enumerate(chans):
             blocks = nn.ModuleList()
             for _ in range(num_res_blocks):
-                blocks.append(ResBlock(c, c_out, emb_dim, groups))
+                blocks.append(ResBlock(c, c_out, emb_dim, groups, dropout))
                 c = c_out
             if res in attention_resolutions:
                 blocks.append(Attention(c, groups))
@@ -301,16 +306,16 @@ class UNet(nn.Module):
             self.downsample.append(nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1))
             if not last:
                 res //= 2
-        self.mid = ResBlock(c, c, emb_dim, groups)
+        self.mid = ResBlock(c, c, emb_dim, groups, dropout)
         self.mid_attn = Attention(c, groups) if res in attention_resolutions else None
 
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i, c_out in reversed(list(enumerate(chans))):
             blocks = nn.ModuleList()
-            blocks.append(ResBlock(c + c_out, c_out, emb_dim, groups))
+            blocks.append(ResBlock(c + c_out, c_out, emb_dim, groups, dropout))
             for _ in range(num_res_blocks - 1):
-                blocks.append(ResBlock(c_out, c_out, emb_dim, groups))
+                blocks.append(ResBlock(c_out, c_out, emb_dim, groups, dropout))
             c = c_out
             if res in attention_resolutions:
                 blocks.append(Attention(c, groups))
