@@ -40,7 +40,7 @@ from ddpm_lite.training import train  # noqa: E402
 #: The recipe the flags default to (chosen by the ablation in benchmarks/README.md).
 RECIPE = {"denoiser": "levels", "variance": "learned", "loss": "vb", "schedule": "linear", "importance": True,
           "base_channels": 16, "T": 1000, "lr": 2e-3, "batch_size": 128, "weight_decay": 0.0,
-          "dropout": 0.0, "holdout": 0, "eval_every": 60.0}
+          "dropout": 0.3, "holdout": 300, "eval_every": 60.0}
 
 
 def per_t_summary(vb: torch.Tensor) -> dict:

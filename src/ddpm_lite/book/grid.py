@@ -94,7 +94,8 @@ def posterior_by_monte_carlo(model: LevelPosteriorDenoiser, t: int, n_images: in
     count.  In each bin it compares how often each level produced those x_t with the model's
     posterior averaged over the same x_t: by the tower rule, E[1{x_0 = c_k} | bin] =
     E[p(c_k | x_t) | bin], so the two agree up to Monte-Carlo error whatever the bin width.
-    Returns ``freq``, ``posterior``, ``stderr`` (bins × K) and the bins' mean x_t, ``centres``.
+    Returns ``freq``, ``posterior``, ``stderr`` (bins × K; the standard error a frequency has
+    if the posterior is right, √(p(1 − p)/n)) and the bins' mean x_t, ``centres``.
     """
     g = torch.Generator().manual_seed(seed)
     k, (h, w) = model.num_levels, model.image_size
@@ -116,8 +117,9 @@ def posterior_by_monte_carlo(model: LevelPosteriorDenoiser, t: int, n_images: in
         onehot = torch.nn.functional.one_hot(idx_flat[chunk], k).double()
         f = onehot.mean(0)
         freq.append(f)
-        se.append(torch.sqrt(f * (1 - f) / len(chunk)))
-        mean_post.append(post_flat[chunk].mean(0))
+        mp = post_flat[chunk].mean(0)
+        se.append(torch.sqrt(mp * (1 - mp) / len(chunk)))  # the spread a count has if the posterior is right
+        mean_post.append(mp)
         centres.append(xt_flat[chunk].mean())
     return {"centres": torch.stack(centres).numpy(), "freq": torch.stack(freq).numpy(),
             "posterior": torch.stack(mean_post).numpy(), "stderr": torch.stack(se).numpy()}
