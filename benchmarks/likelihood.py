@@ -1,14 +1,16 @@
 """Bits/dim of the digits test split under the full variational bound, next to simple baselines.
 
 Trains a model with the best recipe measured for the bound (see benchmarks/README.md,
-"Likelihood": learned Σ_θ, the bound L_vlb with importance-sampled t, linear schedule, the 8×8 U-Net) for ``--seconds``,
-then evaluates L_T + Σ_{t≥2} L_{t−1} + L_0 on the 300 test digits at every t (17-level
-discretized decoder), and prints one JSON line with ``bpd`` and ``baselines`` (uniform,
-independent per-pixel categorical, raster-order logistic-regression autoregressive; see
-likelihood_baselines.py).
+"Likelihood": chapter 13's level-posterior U-Net with a learned Σ_θ, trained on L_vlb with
+importance-sampled t, dropout 0.3, and early stopping on 300 held-out training digits) for
+``--seconds``, then evaluates L_T + Σ_{t≥2} L_{t−1} + L_0 on the 300 test digits at every t
+(17-level discretized decoder), and prints one JSON line with ``bpd``, the per-t sums, the
+held-out curve and ``baselines`` (uniform, independent per-pixel categorical, raster-order
+logistic-regression autoregressive; see likelihood_baselines.py).
 
     python benchmarks/likelihood.py --seconds 600 --seed 0          # the recipe
-    python benchmarks/likelihood.py --seconds 120 --variance beta --loss simple   # L_simple, σ² = β
+    python benchmarks/likelihood.py --seconds 120 --denoiser eps --dropout 0 --holdout 0 \
+        --variance beta --loss simple --no-importance               # the book's L_simple model
     python benchmarks/likelihood.py --run runs/bench/digits300      # score a digits.py checkpoint
 
 Every ingredient is a flag, so the ablation in the README is one command per row.
