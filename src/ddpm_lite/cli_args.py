@@ -42,34 +42,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (try '{self.prog} --help')\n")
 
 
-def _positive_int(text: str) -> int:
+def _parse(text: str, convert, ok, bad_text: str, bad_value: str):  # noqa: ANN001, ANN202
+    """``convert(text)`` if that succeeds and ``ok`` accepts it; else argparse's one-line error."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {bad_text}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {bad_value}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _parse(text, int, lambda v: v >= 1, "a positive integer", "a positive integer")
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+    return _parse(text, float, lambda v: 0 < v < float("inf"), "a positive number", "a positive finite number")
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a seed in 0..2**63-1, got {text!r}")
-    return value
+    return _parse(text, int, lambda v: 0 <= v < 2**63, "an integer seed", "a seed in 0..2**63-1")
 
 
 #: Most samples one ``sample`` call draws (they are all held in memory); run it again with another --seed for more.
