@@ -10,11 +10,10 @@ bound, the samplers and the checkpoints need nothing new.
 
 Why it helps the bound: for small t the noise is far narrower than the gap between levels,
 the likelihood picks the right level unless the network is very sure of another, and x̂_0
-is exact.  A
-plain ε-network has to learn that rounding, and its small errors are multiplied by
-1/√(1 − ᾱ_t) (100 at t = 1): the first ten terms cost it ~1 bit/dim (benchmarks/README.md,
+is exact.  A plain ε-network has to learn that rounding, and its small errors are multiplied
+by 1/√(1 − ᾱ_t) (100 at t = 1): the first ten terms cost it ~1 bit/dim (benchmarks/README.md,
 "Likelihood").  Here they cost almost nothing and the network's capacity goes to the middle
-of the chain, where what a pixel is depends on its neighbours.  Chapter 11 derives it.
+of the chain, where what a pixel is depends on its neighbours.  Chapter 13 derives it.
 """
 
 from __future__ import annotations
