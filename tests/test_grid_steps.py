@@ -55,13 +55,8 @@ def test_wrong_level_probability_against_simulation():
     s = NoiseSchedule.linear(1000)
     p = grid.wrong_level_probability(s, 17)
     g = torch.Generator().manual_seed(1)
-    h = 2 / 16
     for t in (5, 10, 50):
-        ab = float(s.alpha_bars[t])
-        x0 = 0.0  # an interior level
-        xt = ab ** 0.5 * x0 + (1 - ab) ** 0.5 * torch.randn(200_000, generator=g, dtype=torch.float64)
-        picked = torch.round((xt / ab ** 0.5 + 1) / h) * h - 1  # nearest level under a uniform prior
-        rate = float((picked.abs() > 1e-9).double().mean())
+        rate = grid.simulated_wrong_level_rate(s, 17, t, 200_000, g)
         se = (p[t - 1] * (1 - p[t - 1]) / 200_000) ** 0.5
         assert abs(rate - p[t - 1]) < 5 * se + 1e-6, (t, rate, p[t - 1])
     assert p[0] < 1e-6 and 0.1 < p[9] < 0.2 and np.all(np.diff(p) >= 0)

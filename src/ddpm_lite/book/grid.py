@@ -21,7 +21,7 @@ from .symbolic import (RELATIONS, Step, abar_prev, abar_t, alpha_t, beta_t, chec
                        log_normal, mu_theta_eps, to_free, x_0, x_t)
 
 __all__ = ["x0_hat", "best_guess_step", "mean_error_step", "eps_from_x0_step", "bayes_softmax_step", "grid_steps",
-           "wrong_level_probability", "posterior_by_monte_carlo"]
+           "wrong_level_probability", "simulated_wrong_level_rate", "posterior_by_monte_carlo"]
 
 #: x̂_0, the model's guess of x_0.
 x0_hat = sp.Symbol(r"\hat{x}_0", real=True)
@@ -83,6 +83,18 @@ def wrong_level_probability(schedule: NoiseSchedule, num_levels: int) -> np.ndar
     ab = np.asarray(schedule.alpha_bars[1:], dtype=np.float64)
     z = np.sqrt(ab) * (1.0 / (num_levels - 1)) / np.sqrt(1.0 - ab)
     return np.array([math.erfc(v / math.sqrt(2.0)) for v in z])
+
+
+def simulated_wrong_level_rate(schedule: NoiseSchedule, num_levels: int, t: int, n: int,
+                               generator: torch.Generator) -> float:
+    """How often the level nearest to x_t/√ᾱ_t is not the true one, by simulation: ``n`` draws of
+    x_t for the interior level c = 0 (the uniform-prior pick that :func:`wrong_level_probability`
+    gives in closed form)."""
+    ab = float(schedule.alpha_bars[t])
+    h = 2.0 / (num_levels - 1)
+    xt = (1 - ab) ** 0.5 * torch.randn(n, generator=generator, dtype=torch.float64)
+    nearest = torch.round((xt / ab**0.5 + 1) / h) * h - 1
+    return float((nearest.abs() > 1e-9).double().mean())
 
 
 def posterior_by_monte_carlo(model: LevelPosteriorDenoiser, t: int, n_images: int = 4000, bins: int = 30,
