@@ -1,5 +1,5 @@
 """Digits quality at a fixed CPU budget: train S seconds, draw 300 samples with 1000 ancestral
-steps (or ``--sample-steps K`` < 1000 calls of DPM-Solver++(2M), ``ddpm_lite.solvers``), report the Fréchet distance (ddpm_lite.metrics.digits_fd) against the 300 test images
+steps (or ``--sample-steps K`` < 1000 calls of DPM-Solver++(2M), ``ddpm_lite.solvers``), report the Fréchet distance (ddpm_lite.data.metrics.digits_fd) against the 300 test images
 and the data's own noise floor (300 train vs 300 test).
 
     python benchmarks/digits.py --seconds 60 --seed 0 --out runs/bench/digits_s0.npy
@@ -18,8 +18,8 @@ import torch  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, digits  # noqa: E402
-from ddpm_lite.metrics import digits_fd, digits_fd_floor  # noqa: E402
-from ddpm_lite.models import MLPDenoiser, UNet, count_parameters  # noqa: E402
+from ddpm_lite.data.metrics import digits_fd, digits_fd_floor  # noqa: E402
+from ddpm_lite.nets import MLPDenoiser, UNet, count_parameters  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 MODELS = {

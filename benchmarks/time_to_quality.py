@@ -10,7 +10,7 @@ counted) to keep a copy of the EMA weights; afterwards samples and scores every 
 
 Scores, against *stable* floors (the mean over 4 disjoint train subsets, so the reference is
 not one lucky or unlucky draw):
-  * digits: FD of 300 samples vs the 300 test images (``ddpm_lite.metrics.digits_fd``), floor the
+  * digits: FD of 300 samples vs the 300 test images (``ddpm_lite.data.metrics.digits_fd``), floor the
     mean FD of the four disjoint 300-image train subsets;
   * swiss roll: SW2 of 5000 samples vs the 5000 test points, floor the mean SW2 of the four
     disjoint 5000-point train subsets.
@@ -39,8 +39,8 @@ import torch  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, DIGITS_TEST, digits  # noqa: E402
-from ddpm_lite.metrics import digits_fd, digits_fd_floor, sliced_wasserstein2, swiss_roll_benchmark_data  # noqa: E402
-from ddpm_lite.models import MLPDenoiser, UNet  # noqa: E402
+from ddpm_lite.data.metrics import digits_fd, digits_fd_floor, sliced_wasserstein2, swiss_roll_benchmark_data  # noqa: E402
+from ddpm_lite.nets import MLPDenoiser, UNet  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 T = 1000

@@ -12,16 +12,18 @@ described in :mod:`ddpm_lite.plumbing`.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
 
 from . import checks, sampling, solvers
 from .plumbing import EpsModel, check_eps_model, check_generator, randn
-from .resample import ImportanceSampler
 from .reverse import VARIANCE_KINDS, ReverseProcess, VarianceKind, eps_loss_weight
 from .schedule import NoiseSchedule
+
+if TYPE_CHECKING:  # a type only; importing it at run time would make the package import circular
+    from .training.timesteps import ImportanceSampler
 
 __all__ = ["GaussianDiffusion", "EpsModel", "VarianceKind", "LossKind", "VARIANCE_KINDS", "LOSS_KINDS",
            "eps_loss_weight"]
@@ -122,7 +124,7 @@ class GaussianDiffusion(ReverseProcess):
             Timesteps (batch,) in 1..T and ε shaped like x0; drawn (uniform t, standard
             normal ε) from ``generator`` when omitted.
         t_sampler:
-            An :class:`ddpm_lite.resample.ImportanceSampler`: when given (and ``t`` is not),
+            An :class:`ddpm_lite.training.timesteps.ImportanceSampler`: when given (and ``t`` is not),
             t is drawn from it, ``loss`` is weighted by 1/(T p_t) (still unbiased for the
             objective) and the vb term is recorded to update p.  Needs kind ``"vb"`` or
             ``"hybrid"`` (p is driven by L_{t−1}).

@@ -54,7 +54,8 @@ def digits_eps_model(T: int, kind: str = "mlp", seed: int = 0) -> nn.Module:
     ``kind="mlp"``: ``MLPDenoiser(dim=64, hidden=256, depth=3)`` on the flattened images
     (the CPU default of the chapters); ``kind="unet"``: the package's small U-Net.
     """
-    from ..models import MLPDenoiser, UNet
+    from ..nets.mlp import MLPDenoiser
+    from ..nets.unet import UNet
 
     checks.choice("kind", kind, ("mlp", "unet"))
     with torch.random.fork_rng(devices=[]):
@@ -143,12 +144,12 @@ def sample_images(diffusion: GaussianDiffusion, model: nn.Module, n: int, seed: 
 def confident_share(images: torch.Tensor, level: float = 0.9) -> float:
     """Share of 8×8 digit images that the FD's classifier puts in one class with probability ≥ ``level``.
 
-    The classifier is :func:`ddpm_lite.metrics.digit_classifier` (trained on the train split,
+    The classifier is :func:`ddpm_lite.data.metrics.digit_classifier` (trained on the train split,
     ≈ 97 % test accuracy); images are model-range (N, 1, 8, 8), clamped to [−1, 1] first.
     A second, readable measure of sample quality next to the FD: real test digits score
     about 0.96 at ``level`` = 0.9, unstructured noise close to 0.
     """
-    from ..metrics import digit_classifier
+    from ..data.metrics import digit_classifier
 
     checks.number("level", level, 0.0, 1.0)
     x = torch.as_tensor(images).detach().cpu().float()
@@ -165,7 +166,7 @@ class ExperimentResult:
     """What :func:`train_and_evaluate` measured.
 
     ``fd``: the digit-feature Fréchet distance of ``n_samples`` ancestral samples to the
-    test split (:func:`ddpm_lite.metrics.digits_fd`); ``bpd``: the full bound on the test
+    test split (:func:`ddpm_lite.data.metrics.digits_fd`); ``bpd``: the full bound on the test
     images in bits/dim (None when not computed); ``losses``: (step, training loss) pairs;
     ``details``: ``samples``, and with the bound ``bpd_se`` (standard error over images)
     and ``bound`` (the dict of :meth:`GaussianDiffusion.bits_per_dim`).
@@ -193,10 +194,10 @@ def train_and_evaluate(name: str, diffusion: GaussianDiffusion, train_data: torc
     ``seed``) to the test split.  Bound: :meth:`GaussianDiffusion.bits_per_dim` on the
     first ``bound_images`` test images (all by default).  Runs on the CPU, so results do
     not depend on the machine's accelerator.  ``t_sampler`` (an
-    :class:`ddpm_lite.resample.ImportanceSampler`) draws t for ``loss_kind`` "vb"/"hybrid".
+    :class:`ddpm_lite.training.timesteps.ImportanceSampler`) draws t for ``loss_kind`` "vb"/"hybrid".
     """
-    from ..metrics import digits_fd
-    from ..training import train
+    from ..data.metrics import digits_fd
+    from ..training.loop import train
 
     start = time.perf_counter()
     model = digits_eps_model(diffusion.T, model_kind, seed)

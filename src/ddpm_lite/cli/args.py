@@ -71,7 +71,7 @@ MAX_SAMPLES = 100_000
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ddpm-lite`` command (exposed for docs and tests)."""
-    from .schedule import SCHEDULE_KINDS
+    from ..schedule import SCHEDULE_KINDS
 
     parser = _Parser(prog="ddpm-lite", description="Train, sample and evaluate a small DDPM (Ho et al. 2020).",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--variance", default="beta", choices=("beta", "beta_tilde", "learned"),
                     help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
     tr.add_argument("--denoiser", default="eps", choices=("eps", "levels"), help="eps: the plain ε network (default); "
-                    "levels: ε through the posterior over the data's grey levels (ddpm_lite.levels; images only)")
+                    "levels: ε through the posterior over the data's grey levels (ddpm_lite.nets.levels; images only)")
     tr.add_argument("--loss", default="simple", choices=("simple", "vb", "hybrid"), help="objective (default simple)")
     tr.add_argument("--importance", action="store_true", help="importance-sampled t (with --loss vb or hybrid, "
                     "one process; its history is not checkpointed, so a resumed run starts uniform again)")
