@@ -30,7 +30,7 @@ LIBRARY_FLOORS = {
     "forward": 2, "data.metrics": 2, "training.distributed": 2, "training.state": 2, "data.baselines": 2,
     "runs.__init__": 2,
     "reverse": 3, "training.guards": 3,
-    "sampling": 4, "solvers": 4.5,
+    "spacing": 1.5, "sampling": 4,
     "diffusion": 5, "training.step": 5.5,
     "training.loop": 6, "training.__init__": 6.2,
     "cli.args": 6.5, "cli.main": 7, "cli.__init__": 7.2, "__main__": 8, "__init__": 8,

@@ -14,11 +14,12 @@ import sys
 from .diffusion import GaussianDiffusion
 from .forward import ForwardProcess
 from .nets import LevelPosteriorDenoiser, MLPDenoiser, UNet
+from .sampling import SamplerConfig
 from .schedule import NoiseSchedule
 from .training import ImportanceSampler, train
 
 __all__ = ["ForwardProcess", "GaussianDiffusion", "ImportanceSampler", "LevelPosteriorDenoiser", "MLPDenoiser",
-           "NoiseSchedule", "UNet", "train"]
+           "NoiseSchedule", "SamplerConfig", "UNet", "train"]
 __version__ = "0.3.0"
 
 #: Modules that moved: old name → (new name, the version that moved it).  0.2.0 moved the
@@ -44,6 +45,7 @@ _MOVED = {
     "ddpm_lite.progress": ("ddpm_lite.training.progress", "0.3.0"),
     "ddpm_lite.distributed": ("ddpm_lite.training.distributed", "0.3.0"),
     "ddpm_lite.cli_args": ("ddpm_lite.cli.args", "0.3.0"),
+    "ddpm_lite.solvers": ("ddpm_lite.sampling (dpm_solver_plan; the grids: ddpm_lite.spacing)", "0.3.0"),
 }
 
 

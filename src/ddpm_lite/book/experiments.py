@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import checks
 from ..diffusion import GaussianDiffusion
+from ..sampling import SamplerConfig, SamplerKind
 from ..schedule import NoiseSchedule
 
 __all__ = [
@@ -127,18 +128,15 @@ def pixel_categorical_bpd(train_levels: torch.Tensor, test_levels: torch.Tensor,
     return float(-log_p.gather(1, te.T).mean() / math.log(2.0))
 
 
-def sample_images(diffusion: GaussianDiffusion, model: nn.Module, n: int, seed: int, sampler: str = "ancestral",
-                  ddim_steps: int = 50) -> torch.Tensor:
+def sample_images(diffusion: GaussianDiffusion, model: nn.Module, n: int, seed: int,
+                  sampler: SamplerKind = "ancestral", steps: int | None = None) -> torch.Tensor:
     """n samples shaped like the 8×8 digits from ``model``, with a fresh generator seeded ``seed``.
 
-    ``sampler``: ``"ancestral"`` (Algorithm 2, σ_t² from ``diffusion.variance``) or ``"ddim"``
-    (η = 0 on ``ddim_steps`` of the T steps).
+    ``sampler`` is any of :data:`ddpm_lite.sampling.SAMPLER_KINDS` (``"ancestral"``: Algorithm 2,
+    σ_t² from ``diffusion.variance``; ``"ddim"``: η = 0), on ``steps`` model calls (its default when None).
     """
-    g = torch.Generator().manual_seed(seed)
-    checks.choice("sampler", sampler, ("ancestral", "ddim"))
-    if sampler == "ancestral":
-        return diffusion.sample(model, (n, 1, 8, 8), generator=g)
-    return diffusion.ddim_sample(model, (n, 1, 8, 8), steps=ddim_steps, generator=g)
+    how = SamplerConfig(sampler, None if sampler == "ancestral" else steps)
+    return diffusion.sample(model, (n, 1, 8, 8), generator=torch.Generator().manual_seed(seed), sampler=how)
 
 
 def confident_share(images: torch.Tensor, level: float = 0.9) -> float:

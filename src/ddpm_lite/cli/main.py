@@ -190,8 +190,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from ..runs.checkpoint import atomic_write_bytes
     from ..data.png import grid_png, scatter_png
+    from ..runs.checkpoint import atomic_write_bytes
+    from ..sampling import SamplerConfig
 
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {str(args.out)!r}.")
@@ -204,21 +205,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--n {args.n} is more than {MAX_SAMPLES} samples in one call; run sample several "
                          "times with different --seed values.")
     model, diffusion, state, dev = load_run(args.run, args.device)
-    if args.sampler != "ancestral":  # ddim, dpm++, dpm++sde take --ddim-steps
-        if args.ddim_steps is not None and args.ddim_steps > diffusion.T:
-            raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
-                             f"use --ddim-steps {diffusion.T} or fewer.")
-        args.ddim_steps = args.ddim_steps or min(50, diffusion.T)
+    if args.ddim_steps is not None and args.ddim_steps > diffusion.T:
+        raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
+                         f"use --ddim-steps {diffusion.T} or fewer.")
+    how = SamplerConfig(args.sampler, args.ddim_steps, eta=args.eta, spacing=args.spacing)
     shape = (args.n, *state["config"]["data"]["shape"][1:])
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     with torch.no_grad():
-        if args.sampler == "ddim":
-            x = diffusion.ddim_sample(model, shape, steps=args.ddim_steps, generator=gen, device=dev)
-        elif args.sampler.startswith("dpm++"):
-            x = diffusion.dpm_solver_sample(model, shape, steps=args.ddim_steps, stochastic=args.sampler == "dpm++sde",
-                                            generator=gen, device=dev)
-        else:
-            x = diffusion.sample(model, shape, generator=gen, device=dev)
+        x = diffusion.sample(model, shape, generator=gen, device=dev, sampler=how)
     x = x.float().cpu()
     png = grid_png(x) if x.dim() == 4 else scatter_png(x)
     buf = io.BytesIO()
