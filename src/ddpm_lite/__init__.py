@@ -16,10 +16,10 @@ from .forward import ForwardProcess
 from .nets import LevelPosteriorDenoiser, MLPDenoiser, UNet
 from .sampling import SamplerConfig
 from .schedule import NoiseSchedule
-from .training import ImportanceSampler, train
+from .training import ImportanceSampler, TrainConfig, train
 
 __all__ = ["ForwardProcess", "GaussianDiffusion", "ImportanceSampler", "LevelPosteriorDenoiser", "MLPDenoiser",
-           "NoiseSchedule", "SamplerConfig", "UNet", "train"]
+           "NoiseSchedule", "SamplerConfig", "TrainConfig", "UNet", "train"]
 __version__ = "0.3.0"
 
 #: Modules that moved: old name → (new name, the version that moved it).  0.2.0 moved the

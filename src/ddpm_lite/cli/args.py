@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "levels: ε through the posterior over the data's grey levels (ddpm_lite.nets.levels; images only)")
     tr.add_argument("--loss", default="simple", choices=LOSS_KINDS, help="objective (default simple)")
     tr.add_argument("--importance", action="store_true", help="importance-sampled t (with --loss vb or hybrid, "
-                    "one process; its history is not checkpointed, so a resumed run starts uniform again)")
+                    "one process; its history is saved with each checkpoint)")
+    tr.add_argument("--compile", action="store_true", help="compile the train step with torch.compile "
+                    "(falls back to the eager step if compiling fails)")
     tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
     tr.add_argument("--seed", type=_seed, default=0, help="seed of model init, batch order and noise (default 0)")
     tr.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")

@@ -167,7 +167,8 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
 
     try:
         result = train(model, diffusion, data, steps=args.steps, seconds=args.seconds, batch_size=args.batch_size,
-                       lr=lr, device=device, amp=args.amp, checkpoint_dir=args.out, resume=not args.fresh,
+                       lr=lr, device=device, amp=args.amp, compile=args.compile, checkpoint_dir=args.out,
+                       resume=not args.fresh,
                        checkpoint_every=args.checkpoint_every, seed=args.seed, progress=not args.no_progress,
                        log_every=args.log_every, loss_kind=args.loss, metadata=meta, callback=report,
                        t_sampler=ImportanceSampler(args.T) if args.importance else None)

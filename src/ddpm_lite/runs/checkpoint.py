@@ -4,7 +4,8 @@ A checkpoint directory holds
 
 * ``weights-<step>.safetensors``: every tensor of the run — model weights (``model.*``),
   EMA weights (``ema.*``), the optimizer's moment buffers (``optim.<i>.<name>``), the
-  random generator's state (``rng``) and the data order (``data.order``);
+  random generator's state (``rng``), the data order (``data.order``) and the run's other
+  tensors (``extra.*``, e.g. the importance sampler's history);
 * ``state.json``: the configuration (model, diffusion, training), the step, the data
   cursor, the optimizer's hyper-parameters, free-form metadata, the name and SHA-256 of
   the weights file it belongs to, and (format 2) the SHA-256 of all of that;
@@ -91,8 +92,13 @@ def save_checkpoint(
     data_order: torch.Tensor,
     data_cursor: int,
     metadata: dict | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write a complete, resumable checkpoint into ``directory``; returns the state file path."""
+    """Write a complete, resumable checkpoint into ``directory``; returns the state file path.
+
+    ``extra`` holds more tensors of the run (e.g. the importance sampler's history), stored as
+    ``extra.<name>`` and returned by :func:`load_checkpoint` under ``"extra"``.
+    """
     from safetensors.torch import save as st_save
 
     directory = Path(directory)
@@ -103,6 +109,7 @@ def save_checkpoint(
     tensors.update(opt_tensors)
     tensors["rng"] = generator.get_state().cpu()
     tensors["data.order"] = data_order.detach().cpu().contiguous()
+    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     blob = st_save(tensors)
     weights_name = f"weights-{int(step):08d}.safetensors"
     # Only names in the manifest are ever deleted; list the new file before it exists, so a
@@ -250,6 +257,7 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint weights {str(wpath)!r} lack the tensors {missing}; the run is damaged.")
     state["rng"] = tensors["rng"]
     state["data_order"] = tensors["data.order"]
+    state["extra"] = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return state
 
 

@@ -1,11 +1,12 @@
-"""The training loop: AdamW on L_simple, an EMA of the weights, resumable checkpoints.
+"""The training loop: Algorithm 1 of Ho et al., an EMA of the weights, resumable checkpoints.
 
-The loop is Algorithm 1 of Ho et al. plus bookkeeping, in parts a reader can hold:
+In parts a reader can hold:
 
-* :class:`TrainState` — everything that changes while training (weights, EMA, optimizer,
-  the one seeded generator, the data order) and how it is saved and restored;
-* :func:`_make_step` — one optimizer step: draw a batch, take the loss of
-  :meth:`GaussianDiffusion.training_losses`, clip the gradient, step a fused AdamW;
+* :class:`~ddpm_lite.training.config.TrainConfig` — what a run is (stored in its checkpoints);
+* :class:`~ddpm_lite.training.state.TrainState` — everything that changes while training
+  (weights, EMA, optimizer, the one seeded generator, the data order, the t-sampler's history);
+* :class:`~ddpm_lite.training.run.Run` — the run directory: lock, restore, finite check, save;
+* :func:`~ddpm_lite.training.step.make_step` — one optimizer step, compiled or not;
 * :func:`_loop` — repeat until the budget is spent, move the EMA, report, checkpoint.
 
 Nothing in a step synchronises with the host except every ``log_every`` steps, when the
@@ -26,27 +27,27 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, get_args
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
-from .. import checks
-from ..diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
-from ..plumbing import resolve_device
-from ..runs.checkpoint import has_checkpoint
-from . import distributed, guards
+from ..diffusion import GaussianDiffusion
+from . import distributed
+from .config import AMP_KINDS, AmpKind, LoopOptions, TrainConfig, resolve
 from .progress import Progress
+from .run import Run, check_data_range, divergence_hint, kept
 from .state import TrainState, data_fingerprint, ema_decay_at
+from .step import make_step
 from .timesteps import ImportanceSampler
 
-__all__ = ["train", "TrainResult", "TrainState", "ema_decay_at", "AmpKind", "AMP_KINDS", "diffusion_config"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-MAX_BATCH_SIZE = 2**20  #: largest batch accepted (10¹² would build 10¹² indices, i.e. hang, first)
+    from .config import TrainOptions
 
-#: Mixed-precision choices for :func:`train` (used on CUDA only).
-AmpKind = Literal["bf16", "fp16"]
-AMP_KINDS: tuple[str, ...] = get_args(AmpKind)
+__all__ = ["train", "TrainResult", "TrainConfig", "TrainState", "ema_decay_at", "AmpKind", "AMP_KINDS",
+           "diffusion_config"]
 
 
 def diffusion_config(diffusion: GaussianDiffusion) -> dict:
@@ -76,8 +77,8 @@ class TrainResult:
     stop_signal: int | None = None
 
 
-def _check_args(model: object, diffusion: object, data: object, **kw: object) -> None:
-    """The argument checks of :func:`train`, each naming the argument."""
+def _check_inputs(model: object, diffusion: object, data: object, options: LoopOptions) -> None:
+    """The checks of :func:`train` on its three positional arguments, each naming the argument."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     if not isinstance(diffusion, GaussianDiffusion):
@@ -87,53 +88,30 @@ def _check_args(model: object, diffusion: object, data: object, **kw: object) ->
     if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.dim() < 2 or data.shape[0] < 1:
         desc = f"shape {tuple(data.shape)}, dtype {data.dtype}" if isinstance(data, torch.Tensor) else type(data).__name__
         raise ValueError(f"data must be a non-empty float tensor of shape (N, ...), got {desc}.")
-    if kw["steps"] is None and kw["seconds"] is None:
-        raise ValueError("give a budget: steps=N and/or seconds=S (both None now).")
-    checks.integer("steps", kw["steps"], 1, allow_none=True)
-    checks.number("seconds", kw["seconds"], 0.0, lo_open=True, allow_none=True)
-    for name in ("checkpoint_every", "log_every"):
-        checks.integer(name, kw[name], 1)
-    checks.integer("batch_size", kw["batch_size"], 1, MAX_BATCH_SIZE, hint="(split a larger batch over steps)")
-    checks.integer("seed", kw["seed"], 0, 2**63 - 1)
-    checks.number("lr", kw["lr"], 0.0, lo_open=True)
-    checks.number("grad_clip", kw["grad_clip"], 0.0, lo_open=True, allow_none=True)
-    checks.number("ema_decay", kw["ema_decay"], 0.0, 1.0, hi_open=True)
-    checks.number("weight_decay", kw["weight_decay"], 0.0)
-    checks.choice("amp", kw["amp"], (*AMP_KINDS, None))
-    checks.choice("loss_kind", kw["loss_kind"], LOSS_KINDS)
-    if kw["callback"] is not None and not callable(kw["callback"]):
-        raise ValueError(f"callback must be callable as callback(event, step, info) or None, got {kw['callback']!r}.")
-    if kw["checkpoint_dir"] is not None and not isinstance(getattr(model, "config", None), dict):
+    if options.checkpoint_dir is not None and not isinstance(getattr(model, "config", None), dict):
         raise ValueError("checkpoints need model.config (a dict describing the model); ddpm_lite.nets provide it.")
 
 
-def train(
-    model: nn.Module,
-    diffusion: GaussianDiffusion,
-    data: torch.Tensor,
-    *,
-    steps: int | None = None,
-    seconds: float | None = None,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    ema_decay: float = 0.999,
-    grad_clip: float | None = 1.0,
-    device: str | torch.device = "auto",
-    amp: AmpKind | None = None,
-    compile: bool = False,
-    checkpoint_dir: str | Path | None = None,
-    checkpoint_every: int = 1000,
-    resume: bool = True,
-    seed: int = 0,
-    progress: bool = True,
-    log_every: int = 100,
-    loss_kind: LossKind = "simple",
-    t_sampler: ImportanceSampler | None = None,
-    metadata: dict | None = None,
-    callback: Callable[[str, int, dict], None] | None = None,
-) -> TrainResult:
+def _prepare_data(data: torch.Tensor, diffusion: GaussianDiffusion, config: TrainConfig, dev: torch.device
+                  ) -> torch.Tensor:
+    """The dataset on the device, checked once, so the step can skip per-batch checks (each a host sync)."""
+    data = data.to(dev, torch.float32)
+    if not bool(torch.isfinite(data).all()):
+        raise ValueError("data contains NaN or inf; clean or drop those samples first.")
+    check_data_range(data, diffusion.num_levels)
+    if config.loss_kind != "simple":
+        diffusion.check_on_grid(data)  # the decoder term needs data on the K-level grid
+    return data
+
+
+def train(model: nn.Module, diffusion: GaussianDiffusion, data: torch.Tensor, config: TrainConfig | None = None,
+          /, **options: Unpack[TrainOptions]) -> TrainResult:
     """Train ``model`` (an ε_θ) on ``data`` for a budget of ``steps`` and/or ``seconds``.
+
+    The run's settings come as keywords (below) or as one :class:`TrainConfig` (``config``:
+    batch_size, lr, weight_decay, ema_decay, grad_clip, loss_kind, seed, importance), which
+    is what every checkpoint stores.  ``variance="learned"`` needs loss_kind "hybrid" or
+    "vb" (L_simple gives v no gradient) and is refused otherwise.
 
     Parameters
     ----------
@@ -164,9 +142,9 @@ def train(
         ``None`` (default, full precision), ``"bf16"`` or ``"fp16"``: autocast on CUDA only (fp16
         with a gradient scaler).  Elsewhere a warning is issued and full precision used.
     compile:
-        Compile the step with ``torch.compile`` (default False): for L_simple in full precision
-        on one process the whole step, forward, backward and AdamW (:mod:`ddpm_lite.training.step`,
-        with an eager fallback), otherwise the forward pass only.
+        Compile the train step with ``torch.compile`` (default False), for every loss: the
+        loss's forward and backward and the AdamW update (:mod:`ddpm_lite.training.step`,
+        with an eager fallback if compiling fails).
     checkpoint_dir:
         Where to write checkpoints (see :mod:`ddpm_lite.runs.checkpoint`); None (default) writes none.
         With ``resume=True`` an existing checkpoint there is loaded and training continues
@@ -185,9 +163,10 @@ def train(
     loss_kind:
         ``"simple"`` (default), ``"vb"`` or ``"hybrid"`` (see :meth:`GaussianDiffusion.training_losses`).
     t_sampler:
-        An :class:`ddpm_lite.training.timesteps.ImportanceSampler` to draw t for ``"vb"``/``"hybrid"``
-        (default None: uniform t).  Its history is not checkpointed: a resumed run restarts
-        it (uniform until it has warmed up again).
+        An :class:`ddpm_lite.ImportanceSampler` to draw t for ``"vb"``/``"hybrid"`` (default
+        None: uniform t; one process).  The loop draws t from it, weighs each sample's loss
+        by 1/(T p_t) and feeds it the bound's terms; its history is saved with every
+        checkpoint, so a resumed run continues as an uninterrupted one would.
     metadata:
         Free-form JSON-able dict stored in the checkpoint (e.g. the dataset name).
     callback:
@@ -206,178 +185,74 @@ def train(
     mean ``cuda:LOCAL_RANK``.  The budget and Ctrl-C (or SIGTERM) are then agreed on by all
     ranks every ``log_every`` steps, so a rank never leaves while the others wait for it.
     """
-    _check_args(model, diffusion, data, steps=steps, seconds=seconds, batch_size=batch_size, lr=lr,
-                weight_decay=weight_decay, ema_decay=ema_decay, grad_clip=grad_clip, amp=amp, loss_kind=loss_kind,
-                checkpoint_every=checkpoint_every, log_every=log_every, callback=callback,
-                checkpoint_dir=checkpoint_dir, seed=seed)
+    config, opts = resolve(config, options)
+    _check_inputs(model, diffusion, data, opts)
+    config.check_with(diffusion)
     ddp = distributed.current()
-    dev = distributed.training_device(device, ddp)
-    if ddp.enabled and batch_size % ddp.world_size:
-        raise ValueError(f"batch_size must be divisible by the world size {ddp.world_size} under "
-                         f"torchrun, got batch_size={batch_size}.")
-    if amp is not None and dev.type != "cuda":
-        warnings.warn(f"amp={amp!r} is only used on CUDA; training in full precision on {dev}.", stacklevel=2)
-        amp = None
+    dev = distributed.training_device(opts.device, ddp)
+    if ddp.enabled and (config.batch_size % ddp.world_size or config.importance):
+        raise ValueError(f"under torchrun batch_size must be divisible by the world size {ddp.world_size} (got "
+                         f"{config.batch_size}) and t uniform (importance sampling needs one process).")
+    if opts.amp is not None and dev.type != "cuda":
+        warnings.warn(f"amp={opts.amp!r} is only used on CUDA; training in full precision on {dev}.", stacklevel=2)
+        opts.amp = None
     model = model.to(dev).train()
-    data = data.to(dev, torch.float32)
-    # Check the whole dataset once, so the step can skip the per-batch checks (each a host sync).
-    if not bool(torch.isfinite(data).all()):
-        raise ValueError("data contains NaN or inf; clean or drop those samples first.")
-    guards.check_data_range(data, diffusion.num_levels)
-    if loss_kind != "simple":
-        diffusion.check_on_grid(data)  # the decoder term needs data on the K-level grid
-    config = {
-        "model": getattr(model, "config", None),
-        "diffusion": diffusion.config(),
-        "train": {"batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "ema_decay": ema_decay,
-                  "grad_clip": grad_clip, "loss_kind": loss_kind, "seed": int(seed)},
-        "data": data_fingerprint(data),
-    }
-    state = TrainState(model, data.shape[0], lr=lr, weight_decay=weight_decay, seed=seed, device=dev)
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt_dir is not None and ckpt_dir.exists() and not ckpt_dir.is_dir():
-        raise ValueError(f"checkpoint_dir {str(ckpt_dir)!r} is a file, not a directory.")
-    lock = guards.lock_run_dir(ckpt_dir, ddp, dev)
-    try:
-        return _train_locked(state, model, diffusion, data, ckpt_dir, resume, config, metadata, ddp, dev, steps=steps,
-                             seconds=seconds, batch_size=batch_size, lr=lr, ema_decay=ema_decay, grad_clip=grad_clip,
-                             amp=amp, compile=compile, checkpoint_every=checkpoint_every, progress=progress,
-                             log_every=log_every, loss_kind=loss_kind, callback=callback, t_sampler=t_sampler)
-    finally:
-        if lock is not None:
-            lock.release()
+    data = _prepare_data(data, diffusion, config, dev)
+    stored = {"model": getattr(model, "config", None), "diffusion": diffusion.config(), "train": config.stored(),
+              "data": data_fingerprint(data)}
+    sampler = opts.t_sampler or (ImportanceSampler(diffusion.T) if config.importance else None)
+    state = TrainState(model, data.shape[0], lr=config.lr, weight_decay=config.weight_decay, seed=config.seed,
+                       device=dev, t_sampler=sampler)
+    with Run(opts.checkpoint_dir, stored, opts.metadata, dev, opts.callback if ddp.is_main else None) as run:
+        resumed = run.restore(state, opts.resume)
+        step_fn = make_step(state, diffusion, data, config, amp=opts.amp, compile=opts.compile)
+        return _loop(state, step_fn, run, config, opts, saved_step=state.step if resumed else -1)
 
 
-def _train_locked(state: TrainState, model: nn.Module, diffusion: GaussianDiffusion, data: torch.Tensor,
-                  ckpt_dir: Path | None, resume: bool, config: dict, metadata: dict | None,
-                  ddp: distributed.DistInfo, dev: torch.device, *, steps: int | None, seconds: float | None,
-                  batch_size: int, lr: float, ema_decay: float, grad_clip: float | None, amp: AmpKind | None,
-                  compile: bool, checkpoint_every: int, progress: bool, log_every: int, loss_kind: LossKind,
-                  callback: Callable | None, t_sampler: ImportanceSampler | None) -> TrainResult:
-    """The part of :func:`train` that runs while this process owns the run directory."""
-    resumed = ckpt_dir is not None and resume and has_checkpoint(ckpt_dir)
-    if resumed:
-        metadata = {**state.restore(ckpt_dir, config), **(metadata or {})}
-    if t_sampler is not None and (ddp.enabled or loss_kind == "simple"):
-        raise ValueError("importance-sampled t (t_sampler=, --importance) needs loss_kind 'vb' or 'hybrid' (--loss vb|hybrid), one process.")
-    step_fn = _make_step(state, diffusion, data, batch_size=batch_size, loss_kind=loss_kind, amp=amp,
-                         compile=compile, grad_clip=grad_clip, ddp=ddp, t_sampler=t_sampler)
-
-    last_good = [state.step if resumed else None]  # step of the newest checkpoint on disk
-
-    def save() -> None:
-        # Every save (periodic, end of budget, Ctrl-C/SIGTERM) and the end of a run without
-        # checkpoints checks the weights first: a NaN step must never replace a good checkpoint.
-        # Every rank holds the same weights, so every rank raises together under torchrun.
-        guards.check_finite(state, lr=lr, grad_clip=grad_clip, ckpt_dir=ckpt_dir, last_good=last_good[0])
-        if ckpt_dir is None:
-            return
-        if ddp.is_main:  # every rank holds the same state; one writer
-            state.save(ckpt_dir, config, metadata)
-            if callback is not None:
-                callback("checkpoint", state.step, {"dir": ckpt_dir})
-        last_good[0] = state.step
-        distributed.barrier(ddp, dev)  # no rank runs ahead (or exits) while rank 0 writes
-
-    progress = progress and ddp.is_main
-    return _loop(state, step_fn, save, steps=steps, seconds=seconds, ema_decay=ema_decay, log_every=log_every,
-                 checkpoint_every=checkpoint_every, saved_step=state.step if resumed else -1, lr=lr, grad_clip=grad_clip,
-                 progress=progress, callback=callback if ddp.is_main else None, ddp=ddp, dev=dev,
-                 ckpt_dir=ckpt_dir)
-
-
-def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tensor, *, batch_size: int,
-               loss_kind: LossKind, amp: AmpKind | None, compile: bool, grad_clip: float | None,
-               ddp: distributed.DistInfo, t_sampler: ImportanceSampler | None = None) -> Callable[[], torch.Tensor]:
-    """One optimizer step as a closure: Algorithm 1's lines 2–5 for a batch; returns the loss (on the device)."""
-    dev = data.device
-    if ddp.enabled:
-        distributed.check_same_step(state.step, dev)
-        wrapped = distributed.wrap(state.model, dev)
-        forward = torch.compile(wrapped) if compile else wrapped
-        share = batch_size // ddp.world_size
-        rank_slice = slice(ddp.rank * share, (ddp.rank + 1) * share)
-    else:
-        forward = torch.compile(state.model) if compile else state.model
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-    opt, params = state.optimizer, state.params
-
-    def step() -> torch.Tensor:
-        x0 = data[state.next_indices(batch_size)]
-        t = noise = None
-        if ddp.enabled:
-            # The global batch's t and ε, then this rank's slice: sample i of a step gets the
-            # same numbers at any world size.
-            t, noise = diffusion.draw_t_and_noise(x0.shape, state.generator, dev, x0.dtype)
-            x0, t, noise = x0[rank_slice], t[rank_slice], noise[rank_slice]
-        with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = diffusion.training_losses(forward, x0, kind=loss_kind, t=t, noise=noise,
-                                             generator=state.generator, check_inputs=False,
-                                             t_sampler=t_sampler)["loss"].float().mean()
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-        else:
-            loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
-        if scaler is not None:
-            scaler.step(opt)
-            scaler.update()
-        else:
-            opt.step()
-        return loss.detach()
-
-    if compile and not ddp.enabled and autocast_dtype is None and loss_kind == "simple":
-        from .step import make_compiled_step  # the whole step compiled: forward, backward, AdamW
-
-        return make_compiled_step(state, diffusion, data, batch_size=batch_size, grad_clip=grad_clip)
-    return step
-
-
-def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable[[], None], *, steps: int | None,
-          seconds: float | None, ema_decay: float, log_every: int, checkpoint_every: int, saved_step: int,
-          lr: float, grad_clip: float | None, progress: bool, callback: Callable | None, ddp: distributed.DistInfo, dev: torch.device,
-          ckpt_dir: Path | None) -> TrainResult:
+def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], run: Run, config: TrainConfig, opts: LoopOptions,
+          saved_step: int) -> TrainResult:
     """Repeat ``step_fn`` until the budget is spent or a stop is asked for; report and checkpoint."""
-    bar = Progress(total=steps, initial=state.step, enabled=progress, seconds=seconds)
+    ddp, dev, steps = run.ddp, run.device, opts.steps
+    callback = opts.callback if ddp.is_main else None
+    bar = Progress(total=steps, initial=state.step, enabled=opts.progress and ddp.is_main, seconds=opts.seconds)
     losses: list[tuple[int, float]] = []
     running = torch.zeros((), device=dev)
     since_log, start_step = 0, state.step
     t_start = time.perf_counter()
-    deadline = t_start + seconds if seconds is not None else math.inf
+    deadline = t_start + opts.seconds if opts.seconds is not None else math.inf
     interrupted = False
+
+    def diverged(what: str) -> FloatingPointError:
+        # No save here: it would replace the last good checkpoint with NaN weights.
+        return FloatingPointError(f"the loss became {what} at step {state.step}{kept(run.path, saved_step)}; "
+                                  f"{divergence_hint(config.lr, config.grad_clip)}")
 
     def save_once() -> None:  # e.g. no final save right after a periodic one
         nonlocal saved_step
         if saved_step != state.step:
             saved_step = state.step
-            save()
+            run.save(state, config.lr, config.grad_clip)
 
     try:
         with distributed.StopFlag(sigterm=True) as flag:
             while (steps is None or state.step < steps) and (ddp.enabled or time.perf_counter() < deadline):
                 running += step_fn()
                 state.step += 1
-                state.update_ema(ema_decay)
+                state.update_ema(config.ema_decay)
                 since_log += 1
                 stop_all = False
-                if since_log == log_every or state.step == steps:
+                if since_log == opts.log_every or state.step == steps:
                     total, stop_all = distributed.agree(running, flag, time.perf_counter() >= deadline, ddp)
                     mean_loss = total / since_log  # the one host sync
                     if not math.isfinite(mean_loss):
-                        # No save here: it would replace the last good checkpoint with NaN weights.
-                        raise FloatingPointError(f"the loss became {mean_loss} at step {state.step}"
-                                                 f"{guards.kept(ckpt_dir, saved_step)}; {guards.divergence_hint(lr, grad_clip)}")
+                        raise diverged(str(mean_loss))
                     losses.append((state.step, mean_loss))
                     bar.update(since_log, mean_loss)
                     running.zero_()
                     since_log = 0
                     if callback is not None:
                         callback("log", state.step, {"loss": mean_loss})
-                if state.step % checkpoint_every == 0:
+                if state.step % opts.checkpoint_every == 0:
                     save_once()
                 if (stop_all if ddp.enabled else flag.stop):
                     interrupted = flag.stop
@@ -385,8 +260,7 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
             if since_log:
                 tail = float(running) / since_log
                 if not math.isfinite(tail):
-                    raise FloatingPointError(f"the loss became {tail} by step {state.step}"
-                                             f"{guards.kept(ckpt_dir, saved_step)}; {guards.divergence_hint(lr, grad_clip)}")
+                    raise diverged(str(tail))
                 losses.append((state.step, tail))
                 bar.update(since_log)
             save_once()
@@ -396,5 +270,5 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
     done = state.step - start_step
     return TrainResult(model=state.model, ema_model=state.ema, steps=state.step, seconds=elapsed,
                        steps_per_second=done / elapsed if elapsed > 0 else float("nan"), losses=losses,
-                       interrupted=interrupted, checkpoint_dir=ckpt_dir, device=dev,
+                       interrupted=interrupted, checkpoint_dir=run.path, device=dev,
                        stop_signal=flag.signum if interrupted else None)

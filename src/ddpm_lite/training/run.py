@@ -1,24 +1,75 @@
-"""Guards of a training run that keep it from destroying work (issue 10).
+"""A training run's directory for the length of one :func:`ddpm_lite.train` call, and its guards.
 
-* :func:`lock_run_dir` — one writer per run directory (see :mod:`ddpm_lite.runs.directory`), agreed
-  on by every rank under torchrun;
-* :func:`check_finite` — the weights are checked before every save, so a step that
-  produced NaN or inf never replaces the last good checkpoint;
-* :func:`divergence_hint`, :func:`kept` — what the error then says: what to change, and
-  which checkpoint was left untouched.
+:class:`Run` is the run directory as one object with a clear lifetime: ``with Run(...) as
+run`` takes the lock (one writer, agreed on by every rank under torchrun), ``run.restore``
+loads a checkpoint into the training state, ``run.save`` checks that every weight is finite
+and only then writes (so a step that produced NaN never replaces the last good checkpoint),
+and leaving the ``with`` block releases the lock.  Without a directory the same object only
+checks the weights.  :func:`divergence_hint` and :func:`kept` word the error of a diverged
+run: what to change, and which checkpoint was left untouched.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from . import distributed
 from ..runs import directory
+from ..runs.checkpoint import has_checkpoint
+from . import distributed
 from .state import TrainState
 
-__all__ = ["lock_run_dir", "check_finite", "divergence_hint", "kept", "check_data_range"]
+__all__ = ["Run", "lock_run_dir", "check_finite", "divergence_hint", "kept", "check_data_range"]
+
+
+class Run:
+    """The run directory ``path`` (or None: no checkpoints) of one training call.
+
+    ``config`` and ``metadata`` are what every checkpoint stores, ``device`` where the ranks vote; ``callback`` hears
+    ``("checkpoint", step, {"dir": path})`` once a checkpoint is complete on disk.
+    ``last_good`` is the step of the newest checkpoint on disk (None before the first).
+    """
+
+    def __init__(self, path: Path | None, config: dict, metadata: dict | None, device: torch.device,
+                 callback: Callable[[str, int, dict], None] | None = None) -> None:
+        self.path, self.config, self.metadata, self.callback = path, config, metadata, callback
+        self.ddp, self.device = distributed.current(), device
+        self.last_good: int | None = None
+        self._lock: directory.RunLock | None = None
+
+    def __enter__(self) -> "Run":
+        self._lock = lock_run_dir(self.path, self.ddp, self.device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def restore(self, state: TrainState, resume: bool = True) -> bool:
+        """Load the directory's checkpoint into ``state`` if there is one and ``resume``; True if loaded."""
+        if self.path is None or not resume or not has_checkpoint(self.path):
+            return False
+        self.metadata = {**state.restore(self.path, self.config), **(self.metadata or {})}
+        self.last_good = state.step
+        return True
+
+    def save(self, state: TrainState, lr: float, grad_clip: float | None) -> None:
+        """Check the weights, then (rank 0) write a checkpoint; every rank waits for it.
+
+        Every rank holds the same weights, so every rank raises together under torchrun.
+        """
+        check_finite(state, lr=lr, grad_clip=grad_clip, ckpt_dir=self.path, last_good=self.last_good)
+        if self.path is None:
+            return
+        if self.ddp.is_main:
+            state.save(self.path, self.config, self.metadata)
+            if self.callback is not None:
+                self.callback("checkpoint", state.step, {"dir": self.path})
+        self.last_good = state.step
+        distributed.barrier(self.ddp, self.device)  # no rank runs ahead (or exits) while rank 0 writes
 
 
 def lock_run_dir(ckpt_dir: Path | None, ddp: distributed.DistInfo, dev: torch.device) -> directory.RunLock | None:

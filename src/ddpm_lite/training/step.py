@@ -1,20 +1,17 @@
-"""A compiled training step for small models on a CPU, where the step is dispatch-bound.
+"""The train step: Algorithm 1's lines 2–5 for one batch, compiled with ``torch.compile`` or not.
 
-The 2-D MLP's step is ~60 small operations (gathers, SiLU and its backward, the AdamW
-update of every tensor), each 10–50 µs of Python and dispatcher overhead around a few
-microseconds of arithmetic.  ``torch.compile`` turns the loss's forward *and* backward
-(AOTAutograd traces both) into a handful of fused C++ kernels, and the gradient clipping
-plus the optimizer update into one more, so a step costs a few calls instead of dozens.
+One step, for every loss: the loop draws the batch, t (uniform, or from the importance
+sampler) and ε from the run's one generator, the diffusion's :meth:`~ddpm_lite.GaussianDiffusion.loss_terms`
+gives the per-sample loss, the optimizer takes the step, and the loop then feeds the bound's
+terms to the importance sampler.  The draws stay eager and in a fixed order (batch, t, ε), so
+a compiled run sees the same numbers as an eager one, and checkpoints, resumes and seeds mean
+the same thing.
 
-What stays eager, on purpose: the random draws (batch indices, t, ε) come from the run's
-one ``torch.Generator`` in the same order as :meth:`GaussianDiffusion.training_losses`
-draws them, so a compiled run sees the same numbers as an eager one and checkpoints,
-resumes and seeds mean the same thing.  The optimizer is the run's own AdamW, so its
-state is what the checkpoint saves.
-
-If compiling fails (no C++ compiler, an unsupported platform or torch), the step warns
-once and falls back to the eager step for the rest of the run: a missing toolchain never
-stops training.
+``compile=True`` compiles the loss (forward *and* backward: AOTAutograd traces both) and the
+clipping plus optimizer update: on a CPU the 2-D MLP's step is ~60 small operations, each
+10–50 µs of dispatch around a few µs of arithmetic, and fused kernels make it a few calls.
+If compiling fails (no C++ compiler, an unsupported platform), the step warns once and runs
+eagerly from then on: a missing toolchain never stops training.
 """
 
 from __future__ import annotations
@@ -25,9 +22,12 @@ from typing import Callable
 import torch
 
 from ..diffusion import GaussianDiffusion
+from ..plumbing import randn
+from . import distributed
+from .config import AmpKind, TrainConfig
 from .state import TrainState
 
-__all__ = ["make_compiled_step", "compile_available"]
+__all__ = ["make_step", "compile_available"]
 
 
 def compile_available() -> bool:
@@ -35,75 +35,94 @@ def compile_available() -> bool:
     return hasattr(torch, "compile") and hasattr(torch, "_dynamo")
 
 
-def _loss_fn(model: torch.nn.Module, diffusion: GaussianDiffusion) -> Callable:
-    """L_simple of one batch, as a function of (x_0, t, ε) only: what torch.compile traces."""
+def _draws(state: TrainState, diffusion: GaussianDiffusion, x0: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(t, weights 1/(T p_t) or None, ε) of a global batch: t first, then ε, from the run's generator."""
+    sampler = state.t_sampler
+    if sampler is None:
+        t, noise = diffusion.draw_t_and_noise(x0.shape, state.generator, x0.device, x0.dtype)
+        return t, None, noise
+    t, weight = sampler.draw(x0.shape[0], state.generator, x0.device)
+    return t, weight, randn(x0.shape, state.generator, x0.device, x0.dtype)
 
-    def loss(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        xt = diffusion._q_sample(x0, t, noise)
-        eps = model(xt, t)
-        # Mean over the batch of the per-sample mean over dimensions = the mean of everything.
-        return (noise - eps).square().mean()
 
-    return loss
+class _Compiled:
+    """``fn`` compiled on first use, and ``fn`` itself from the first compiler failure on."""
+
+    def __init__(self, fn: Callable, enabled: bool) -> None:
+        self.fn, self.compiled = fn, None
+        if enabled and not compile_available():
+            warnings.warn("torch.compile is not available in this torch; training with the eager step.", stacklevel=3)
+        elif enabled:
+            self.compiled = torch.compile(fn, dynamic=False)
+
+    def fail(self, err: Exception) -> None:
+        self.compiled = None
+        warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); training with the eager step.",
+                      stacklevel=3)
 
 
-def _update_fn(state: TrainState, grad_clip: float | None) -> Callable[[], None]:
-    opt, params = state.optimizer, state.params
+def make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tensor, config: TrainConfig, *,
+              amp: AmpKind | None = None, compile: bool = False) -> Callable[[], torch.Tensor]:
+    """One optimizer step as a closure ``step() -> loss`` (a 0-d tensor on the device, not synchronised).
+
+    Under torchrun (a process group of more than one) every rank draws the global batch's
+    indices, t and ε and keeps its slice, so sample i of a step gets the same numbers at any
+    world size; the model is wrapped in DistributedDataParallel.
+    """
+    ddp, dev = distributed.current(), data.device
+    model, rank_slice = state.model, slice(None)
+    if ddp.enabled:
+        distributed.check_same_step(state.step, dev)
+        model = distributed.wrap(state.model, dev)
+        share = config.batch_size // ddp.world_size
+        rank_slice = slice(ddp.rank * share, (ddp.rank + 1) * share)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    opt, params, grad_clip = state.optimizer, state.params, config.grad_clip
+
+    def loss_of(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, weight: torch.Tensor | None):
+        with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out = diffusion.loss_terms(model, x0, t, noise, config.loss_kind)
+            loss = out["loss"] if weight is None else out["loss"] * weight
+            return loss.float().mean(), out.get("vb")
 
     def update() -> None:
+        if scaler is not None:
+            scaler.unscale_(opt)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
-        opt.step()
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
 
-    return update
+    # Compiling the fp16 scaler's bookkeeping gains nothing; the loss is still compiled.
+    loss_fn, update_fn = _Compiled(loss_of, compile), _Compiled(update, compile and scaler is None)
 
-
-def make_compiled_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tensor, *, batch_size: int,
-                       grad_clip: float | None) -> Callable[[], torch.Tensor]:
-    """One optimizer step (L_simple, clipping, AdamW) with the loss and the update compiled.
-
-    Parameters
-    ----------
-    state:
-        The run's :class:`TrainState` (model, optimizer, generator, data order).
-    diffusion, data, batch_size, grad_clip:
-        As in :func:`ddpm_lite.training.train`.
-
-    Returns a closure ``step() -> loss`` (a 0-d tensor on the device, not synchronised),
-    a drop-in for the eager step of :func:`ddpm_lite.training.train`.  The first call
-    compiles (seconds to tens of seconds); from a compilation failure on, the same step
-    runs eagerly.
-    """
-    loss_eager, update_eager = _loss_fn(state.model, diffusion), _update_fn(state, grad_clip)
-    failed = not compile_available()
-    if failed:
-        warnings.warn("torch.compile is not available in this torch; training with the eager step.", stacklevel=2)
-    else:
-        loss_c = torch.compile(loss_eager, dynamic=False)
-        update_c = torch.compile(update_eager, dynamic=False)
+    def run(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, weight: torch.Tensor | None):
+        opt.zero_grad(set_to_none=True)
+        loss, vb = (loss_fn.compiled or loss_fn.fn)(x0, t, noise, weight)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        (update_fn.compiled or update_fn.fn)()
+        return loss, vb
 
     def step() -> torch.Tensor:
-        nonlocal failed
-        # The draws of training_losses, in its order: the batch, then t, then ε.
-        x0 = data[state.next_indices(batch_size)]
-        t, noise = diffusion.draw_t_and_noise(x0.shape, state.generator, x0.device, x0.dtype)
-        state.optimizer.zero_grad(set_to_none=True)
-        if not failed:
-            try:
-                loss = loss_c(x0, t, noise)
-                loss.backward()
-                update_c()
-                return loss.detach()
-            except Exception as err:  # noqa: BLE001 — any compiler failure: fall back, do not stop training
-                if _stepped(state):
-                    raise  # the update went through: running the step again would apply it twice
-                failed = True
-                warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
-                              "training with the eager step.", stacklevel=2)
-                state.optimizer.zero_grad(set_to_none=True)
-        loss = loss_eager(x0, t, noise)
-        loss.backward()
-        update_eager()
+        x0 = data[state.next_indices(config.batch_size)]
+        t, weight, noise = _draws(state, diffusion, x0)
+        x0, t, noise = x0[rank_slice], t[rank_slice], noise[rank_slice]
+        weight = None if weight is None else weight[rank_slice]
+        try:
+            loss, vb = run(x0, t, noise, weight)
+        except Exception as err:  # noqa: BLE001 — a compiler failure: fall back, do not stop training
+            if not (loss_fn.compiled or update_fn.compiled) or _stepped(state):
+                raise  # not the compiler's, or the update went through: a rerun would apply it twice
+            loss_fn.fail(err)
+            update_fn.compiled = None
+            loss, vb = run(x0, t, noise, weight)
+        if state.t_sampler is not None:  # the loop, not the loss, keeps the sampler's history
+            state.t_sampler.update(t, vb.detach() / diffusion.T)
         return loss.detach()
 
     return step
