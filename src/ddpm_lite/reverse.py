@@ -245,10 +245,7 @@ class ReverseProcess(ForwardProcess):
 
     def vb_terms_from_eps(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
                           detach_mean: bool = False, v: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`vb_terms_bpd` for a given ε_θ (and v), without argument checks.
-
-        ``detach_mean`` stops μ_θ's gradient (L_hybrid's vb term trains only v).
-        """
+        """:meth:`vb_terms_bpd` for a given ε_θ (and v), unchecked; ``detach_mean`` stops μ_θ's gradient."""
         # The bound is evaluated in at least float32 whatever the model's precision.
         work = torch.promote_types(xt.dtype, torch.float32)
         x0, xt, eps = x0.to(work), xt.to(work), eps.to(work)
