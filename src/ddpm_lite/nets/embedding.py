@@ -45,7 +45,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, T: int = 1000, max_period: flo
     return emb.to(torch.float32)
 
 
-@torch.compiler.disable  # data-dependent checks: run eagerly, never traced (fast_step compiles around them)
+@torch.compiler.disable  # data-dependent checks: run eagerly, never traced (training.step compiles around them)
 def _check_timesteps(t: object, batch: int, T: int) -> torch.Tensor:
     """``t`` as int64 timesteps after checking it: integers of shape (batch,) in 0..T.
 
