@@ -86,6 +86,11 @@ def test_code_excerpt_is_the_marked_lines_of_the_source():
     assert "NoiseBuffer" not in text  # the set-up before the loop is left out
     with pytest.raises(ValueError, match="update the excerpt markers"):
         code_excerpt(sampling.run_plan, "no such line", "x")
+    # A decorated method (torch.no_grad) is quoted from its own file, not the decorator's.
+    from ddpm_lite import GaussianDiffusion
+
+    head = code_excerpt(GaussianDiffusion.bits_per_dim, "for t_lo in range", "per_sample[start").splitlines()[0]
+    assert "ddpm_lite/reverse.py" in head
 
 
 def test_confident_share_separates_digits_from_noise():

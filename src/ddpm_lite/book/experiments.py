@@ -90,6 +90,7 @@ def code_excerpt(func: object, start: str, stop: str) -> str:
     checks around them.  Raises ``ValueError`` when a marker is not found, so a chapter
     whose excerpt no longer matches the package fails to build instead of showing stale code.
     """
+    func = inspect.unwrap(func) if callable(func) else func  # a decorated function: its own file and lines
     lines, first = inspect.getsourcelines(func) if callable(func) else ([], 0)
     if not lines:
         raise ValueError(f"cannot read the source of {func!r}")

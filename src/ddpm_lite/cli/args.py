@@ -76,10 +76,11 @@ MAX_SAMPLES = 100_000
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ddpm-lite`` command (exposed for docs and tests)."""
     from ..diffusion import LOSS_KINDS, VARIANCE_KINDS
+    from ..nets.build import DENOISER_KINDS
     from ..sampling import SAMPLER_KINDS
     from ..schedule import SCHEDULE_KINDS
     from ..spacing import SPACING_KINDS
-    from ..training.loop import AMP_KINDS
+    from ..training.config import AMP_KINDS
 
     parser = _Parser(prog="ddpm-lite", description="Train, sample and evaluate a small DDPM (Ho et al. 2020).",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--schedule", default="linear", choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
     tr.add_argument("--variance", default="beta", choices=VARIANCE_KINDS,
                     help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
-    tr.add_argument("--denoiser", default="eps", choices=("eps", "levels"), help="eps: the plain ε network (default); "
+    tr.add_argument("--denoiser", default="eps", choices=DENOISER_KINDS, help="eps: the plain ε network (default); "
                     "levels: ε through the posterior over the data's grey levels (ddpm_lite.nets.levels; images only)")
     tr.add_argument("--loss", default="simple", choices=LOSS_KINDS, help="objective (default simple)")
     tr.add_argument("--importance", action="store_true", help="importance-sampled t (with --loss vb or hybrid, "

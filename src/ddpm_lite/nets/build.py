@@ -8,15 +8,21 @@ model came from.
 from __future__ import annotations
 
 import inspect
+from typing import Literal, get_args
 
 from torch import nn
 
+from ..schedule import NoiseSchedule
 from .levels import LevelPosteriorDenoiser
 from .mlp import MLPDenoiser
 from .unet import UNet
-from ..schedule import NoiseSchedule
 
-__all__ = ["build_model", "default_model"]
+__all__ = ["build_model", "default_model", "DenoiserKind", "DENOISER_KINDS"]
+
+#: What predicts ε: the plain network (``"eps"``), or ε through Bayes' rule over the data's
+#: grey levels (``"levels"``, :class:`LevelPosteriorDenoiser`; images only).
+DenoiserKind = Literal["eps", "levels"]
+DENOISER_KINDS: tuple[str, ...] = get_args(DenoiserKind)
 
 _TUPLES = ("image_size", "channel_mult", "attention_resolutions")
 
