@@ -1,4 +1,4 @@
-"""The compiled training step (ddpm_lite.fast_step) against the eager step of the same run.
+"""The train step compiled (ddpm_lite.training.step, compile=True) against the same step run eagerly.
 
 Both draw the same batch, t and ε from the run's generator, so the losses they log and the
 weights they reach must agree to float32 round-off (fused kernels reorder sums, nothing more).
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
-from ddpm_lite.fast_step import compile_available
-from ddpm_lite.models import MLPDenoiser
+from ddpm_lite.training.step import compile_available
+from ddpm_lite.nets import MLPDenoiser
 from ddpm_lite.training import train
 
 needs_compiler = pytest.mark.skipif(
@@ -23,22 +23,25 @@ needs_compiler = pytest.mark.skipif(
 )
 
 
-def run(compile: bool, steps: int = 12):
+def run(compile: bool, steps: int = 12, loss_kind: str = "simple"):
     torch.manual_seed(0)
     data = torch.randn(500, 2, generator=torch.Generator().manual_seed(1))
-    d = GaussianDiffusion(NoiseSchedule.linear(100), num_levels=None)
+    learned = loss_kind != "simple"  # the bound's losses train a learned variance
+    d = GaussianDiffusion(NoiseSchedule.linear(100), variance="learned" if learned else "beta", num_levels=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = train(MLPDenoiser(hidden=32, depth=2, T=100), d, data, steps=steps, lr=1e-2, device="cpu", seed=3,
-                  progress=False, log_every=1, compile=compile)
+        r = train(MLPDenoiser(hidden=32, depth=2, T=100, learn_sigma=learned), d, data, steps=steps, lr=1e-2,
+                  device="cpu", seed=3, progress=False, log_every=1, compile=compile, loss_kind=loss_kind)
     return r, [str(w.message) for w in caught]
 
 
 @pytest.mark.slow
 @needs_compiler
-def test_compiled_step_gives_the_eager_losses_and_weights():
-    eager, _ = run(False)
-    fast, messages = run(True)
+@pytest.mark.parametrize("loss_kind", ["simple", "hybrid"])
+def test_compiled_step_gives_the_eager_losses_and_weights(loss_kind):
+    """One step for every loss: compiled, it reaches the eager step's losses and weights."""
+    eager, _ = run(False, loss_kind=loss_kind)
+    fast, messages = run(True, loss_kind=loss_kind)
     assert not [m for m in messages if "eager step" in m], messages  # it really compiled, no fallback
     le, lf = torch.tensor([v for _, v in eager.losses]), torch.tensor([v for _, v in fast.losses])
     assert len(le) == 12 and not torch.equal(le[0], le[-1])  # the loss moved: steps were taken

@@ -17,11 +17,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-from . import checks, sampling, solvers
+from . import checks, sampling
 from .plumbing import EpsModel, check_eps_model, check_generator, randn
-from .resample import ImportanceSampler
 from .reverse import VARIANCE_KINDS, ReverseProcess, VarianceKind, eps_loss_weight
 from .schedule import NoiseSchedule
+from .spacing import SPACING_KINDS, SpacingKind
 
 __all__ = ["GaussianDiffusion", "EpsModel", "VarianceKind", "LossKind", "VARIANCE_KINDS", "LOSS_KINDS",
            "eps_loss_weight"]
@@ -103,8 +103,7 @@ class GaussianDiffusion(ReverseProcess):
     # ------------------------------------------------------------------ training objectives
     def training_losses(self, eps_model: EpsModel, x0: torch.Tensor, kind: LossKind = "simple", lambda_vb: float = 0.001,
                         t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                        generator: torch.Generator | None = None, check_inputs: bool = True,
-                        t_sampler: ImportanceSampler | None = None) -> dict[str, torch.Tensor]:
+                        generator: torch.Generator | None = None, check_inputs: bool = True) -> dict[str, torch.Tensor]:
         """Per-sample training losses from one ε_θ evaluation (eqs. ``l-simple``, ``Lt-minus-1``).
 
         Parameters
@@ -120,20 +119,15 @@ class GaussianDiffusion(ReverseProcess):
             Weight of the vb term in ``"hybrid"``; 0.001 as in Nichol & Dhariwal.
         t, noise:
             Timesteps (batch,) in 1..T and ε shaped like x0; drawn (uniform t, standard
-            normal ε) from ``generator`` when omitted.
-        t_sampler:
-            An :class:`ddpm_lite.resample.ImportanceSampler`: when given (and ``t`` is not),
-            t is drawn from it, ``loss`` is weighted by 1/(T p_t) (still unbiased for the
-            objective) and the vb term is recorded to update p.  Needs kind ``"vb"`` or
-            ``"hybrid"`` (p is driven by L_{t−1}).
+            normal ε, in the order of :meth:`draw_t_and_noise`) from ``generator`` when omitted.
+            Importance-sampled t is the training loop's business (:mod:`ddpm_lite.training`):
+            it draws t, weighs the loss by 1/(T p_t) and records the vb terms.
         check_inputs:
             Check x_0 for NaN/inf (and, for the bound, that it lies on the ``num_levels``
-            grid).  Default True.  These checks read a value back from the device; a
-            training loop whose data were checked once may pass False to avoid one
-            host/device synchronisation per step.  Shapes and ``t`` are always checked.
+            grid).  Default True.  These checks read a value back from the device.
+            Shapes and ``t`` are always checked.
 
-        Returns a dict of (batch,) tensors: ``loss`` (what to average and backpropagate),
-        ``mse``, ``t``, ``weight`` (1/(T p_t), ones without a sampler), and for kinds ``"vb"`` and ``"hybrid"`` also ``vb`` (T·L_{t−1}, bits/dim).
+        Returns the dict of :meth:`loss_terms`.
         """
         checks.choice("kind", kind, LOSS_KINDS)
         checks.number("lambda_vb", lambda_vb, 0.0)
@@ -142,31 +136,31 @@ class GaussianDiffusion(ReverseProcess):
         self._check_x(x0, finite=check_inputs, nonempty=True)
         if kind != "simple" and check_inputs:
             self.check_on_grid(x0)
-        weight = None
-        if t_sampler is not None:
-            if kind == "simple":
-                raise ValueError("t_sampler needs kind='vb' or 'hybrid': its probabilities follow L_{t-1}.")
-            if t is None:
-                t, weight = t_sampler.draw(x0.shape[0], generator, x0.device)
-        # The same draws, in the same order, as draw_t_and_noise.
         t = self._draw_t(x0.shape[0], generator, x0.device) if t is None else self._check_t(t, x0)
         if noise is None:
             noise = randn(x0.shape, generator, x0.device, x0.dtype)
         else:
             self._check_same_shape(noise, x0, "noise")
+        return self.loss_terms(eps_model, x0, t, noise, kind, lambda_vb)
+
+    def loss_terms(self, eps_model: EpsModel, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                   kind: LossKind = "simple", lambda_vb: float = 0.001) -> dict[str, torch.Tensor]:
+        """The losses of :meth:`training_losses` for given t and ε, without its argument checks.
+
+        The one implementation of every loss: the train step calls it (compiled or not) on
+        inputs checked once per run.  Returns a dict of (batch,) tensors: ``loss``, ``mse``,
+        ``t``, and for kinds ``"vb"`` and ``"hybrid"`` also ``vb`` (T·L_{t−1}, bits/dim).
+        """
         xt = self._q_sample(x0, t, noise)
         eps, v = self._eps(eps_model, xt, t)
         mse = (noise - eps).square().flatten(1).mean(1)
-        out = {"mse": mse, "t": t, "weight": torch.ones_like(mse) if weight is None else weight}
+        out = {"mse": mse, "t": t}
         if kind == "simple":
             out["loss"] = mse
             return out
-        vb = self.T * self._vb_terms_bpd(x0, xt, t, eps, detach_mean=(kind == "hybrid"), v=v)
+        vb = self.T * self.vb_terms_from_eps(x0, xt, t, eps, detach_mean=(kind == "hybrid"), v=v)
         out["vb"] = vb
-        loss = vb if kind == "vb" else mse + lambda_vb * vb
-        out["loss"] = loss if weight is None else loss * weight
-        if t_sampler is not None:
-            t_sampler.update(t, vb / self.T)
+        out["loss"] = vb if kind == "vb" else mse + lambda_vb * vb
         return out
 
     def loss_simple(self, eps_model: EpsModel, x0: torch.Tensor, t: torch.Tensor | None = None,
@@ -187,35 +181,44 @@ class GaussianDiffusion(ReverseProcess):
     # ------------------------------------------------------------------ sampling
     def sample(self, eps_model: EpsModel, shape: tuple[int, ...], generator: torch.Generator | None = None,
                device: torch.device | str | None = None, trajectory_every: int | None = None,
-               clip_x0: bool = False, dtype: torch.dtype | None = None):
-        """Ancestral sampling, Algorithm 2 of Ho et al. (eq. ``sampling-step``).
+               clip_x0: bool = False, dtype: torch.dtype | None = None,
+               sampler: sampling.SamplerConfig | sampling.SamplerKind = "ancestral"):
+        """Samples from p_θ: by default ancestral sampling, Algorithm 2 of Ho et al. (eq. ``sampling-step``).
 
-        See :func:`ddpm_lite.sampling.ancestral_sample` for the options.  Returns x_0, or
-        (x_0, trajectory) when ``trajectory_every`` is set.
+        ``sampler`` picks another (``"ddim"``, ``"dpm++"``, ``"dpm++sde"``, or a
+        :class:`ddpm_lite.sampling.SamplerConfig` with its options).  See
+        :func:`ddpm_lite.sampling.sample` for the options.  Returns x_0, or (x_0, trajectory)
+        when ``trajectory_every`` is set.
         """
-        return sampling.ancestral_sample(self, eps_model, shape, generator=generator, device=device,
-                                         trajectory_every=trajectory_every, clip_x0=clip_x0, dtype=dtype)
+        return sampling.sample(self, eps_model, shape, sampler, generator=generator, device=device, dtype=dtype,
+                               trajectory_every=trajectory_every, clip_x0=clip_x0)
 
     def ddim_sample(self, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 50, eta: float = 0.0,
                     generator: torch.Generator | None = None, device: torch.device | str | None = None,
                     dtype: torch.dtype | None = None) -> torch.Tensor:
-        """DDIM sampling on ``steps`` of the T timesteps (Song et al. 2021, eq. 12).
+        """DDIM(η) on ``steps`` of the T timesteps (Song et al. 2021, eq. 12); η = 0 is deterministic.
 
-        See :func:`ddpm_lite.sampling.ddim_sample` for the options.
+        Shorthand for :meth:`sample` with ``SamplerConfig("ddim", steps, eta=eta)``.
         """
-        return sampling.ddim_sample(self, eps_model, shape, steps=steps, eta=eta, generator=generator,
-                                    device=device, dtype=dtype)
+        checks.integer("steps", steps, 1, self.T, what=f"an integer in 1..T (T={self.T})")  # None is no default here
+        return self.sample(eps_model, shape, generator, device, dtype=dtype,
+                           sampler=sampling.SamplerConfig("ddim", steps, eta=eta))
 
     def dpm_solver_sample(self, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 20, order: int = 2,
-                          spacing: solvers.SpacingKind = "logsnr", stochastic: bool = False,
+                          spacing: SpacingKind = "logsnr", stochastic: bool = False,
                           generator: torch.Generator | None = None, device: torch.device | str | None = None,
                           dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Few-step deterministic sampling with DPM-Solver++(2M) (Lu et al. 2022); ``order=1`` is DDIM.
+        """DPM-Solver++ (Lu et al. 2022) in ``steps`` model calls; ``order=1`` is DDIM's step on the solver's grid.
 
-        See :func:`ddpm_lite.solvers.dpm_solver_sample` for the update and the options.
+        Shorthand for :meth:`sample` with ``SamplerConfig("dpm++sde" if stochastic else "dpm++",
+        steps, order=order, spacing=spacing)``; see :func:`ddpm_lite.sampling.dpm_solver_plan`.
         """
-        return solvers.dpm_solver_sample(self, eps_model, shape, steps=steps, order=order, spacing=spacing,
-                                         stochastic=stochastic, generator=generator, device=device, dtype=dtype)
+        # Here None must not mean "the default": these shorthands name their defaults.
+        checks.integer("steps", steps, 1, self.T, what=f"an integer in 1..T (T={self.T}) model evaluations")
+        checks.choice("spacing", spacing, SPACING_KINDS)
+        kind = "dpm++sde" if stochastic else "dpm++"
+        return self.sample(eps_model, shape, generator, device, dtype=dtype,
+                           sampler=sampling.SamplerConfig(kind, steps, order=order, spacing=spacing))
 
     def __repr__(self) -> str:
         return f"GaussianDiffusion({self.schedule!r}, variance={self.variance!r}, num_levels={self.num_levels})"

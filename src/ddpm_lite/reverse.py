@@ -145,7 +145,7 @@ class ReverseProcess(ForwardProcess):
     def _eps(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(ε_θ, v) from one model call; v is None for a fixed variance."""
         check_eps_model(eps_model)
-        if hasattr(eps_model, "check_schedule"):  # a model with ᾱ_t built in (ddpm_lite.levels) must share ours
+        if hasattr(eps_model, "check_schedule"):  # a model with ᾱ_t built in (ddpm_lite.nets.levels) must share ours
             eps_model.check_schedule(self.schedule)
         return self.split_output(eps_model(xt, t), xt)
 
@@ -189,10 +189,11 @@ class ReverseProcess(ForwardProcess):
         self._check_x(xt, "xt")
         t = self._check_t(t, xt)
         eps, v = self._eps(eps_model, xt, t)
-        return self._p_from_eps(xt, t, eps, clip_x0, v)
+        return self.p_from_eps(xt, t, eps, clip_x0, v)
 
-    def _p_from_eps(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, clip_x0: bool = False,
-                    v: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def p_from_eps(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, clip_x0: bool = False,
+                   v: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """:meth:`p_mean_variance` for a given ε_θ (and v), without argument checks."""
         pred_x0 = self._predict_x0(xt, t, eps)
         if clip_x0:
             pred_x0 = pred_x0.clamp(-1.0, 1.0)
@@ -240,14 +241,15 @@ class ReverseProcess(ForwardProcess):
         t = self._check_t(t, x0)
         self.check_on_grid(x0)
         eps, v = self._eps(eps_model, xt, t)
-        return self._vb_terms_bpd(x0, xt, t, eps, v=v)
+        return self.vb_terms_from_eps(x0, xt, t, eps, v=v)
 
-    def _vb_terms_bpd(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
-                      detach_mean: bool = False, v: torch.Tensor | None = None) -> torch.Tensor:
+    def vb_terms_from_eps(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
+                          detach_mean: bool = False, v: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`vb_terms_bpd` for a given ε_θ (and v), unchecked; ``detach_mean`` stops μ_θ's gradient."""
         # The bound is evaluated in at least float32 whatever the model's precision.
         work = torch.promote_types(xt.dtype, torch.float32)
         x0, xt, eps = x0.to(work), xt.to(work), eps.to(work)
-        p = self._p_from_eps(xt, t, eps, v=v)
+        p = self.p_from_eps(xt, t, eps, v=v)
         mean = p["mean"].detach() if detach_mean else p["mean"]
         true_mean, _, true_log_var = self._q_posterior(x0, xt, t)
         kl = normal_kl(true_mean, true_log_var, mean, p["log_variance"]).flatten(1).mean(1) / LN2
@@ -295,7 +297,7 @@ class ReverseProcess(ForwardProcess):
                 noise = randn(x_rep.shape, generator, x0.device, x0.dtype)
                 xt = self._q_sample(x_rep, rows, noise)
                 eps, v = self._eps(eps_model, xt, rows)
-                terms = self._vb_terms_bpd(x_rep, xt, rows, eps, v=v).cpu().double().view(len(ts), n)
+                terms = self.vb_terms_from_eps(x_rep, xt, rows, eps, v=v).cpu().double().view(len(ts), n)
                 vb_sum[t_lo:t_lo + len(ts)] += terms.sum(1)
                 per_sample[start:start + n] += terms.sum(0)
         vb = vb_sum[1:] / n_total

@@ -111,9 +111,9 @@ def bound_terms_three_ways(diffusion: GaussianDiffusion, model: torch.nn.Module,
         xt = diffusion.q_sample(x_rep, rows, noise=randn(x_rep.shape, gen, x0.device, x0.dtype))
         eps, vv = diffusion.split_output(model(xt, rows), xt)
         for key, vk in (("beta", torch.ones_like(vv)), ("beta_tilde", torch.zeros_like(vv)), ("learned", vv)):
-            terms = diffusion._vb_terms_bpd(x_rep, xt, rows, eps, v=vk)
+            terms = diffusion.vb_terms_from_eps(x_rep, xt, rows, eps, v=vk)
             sums[key][t_lo:t_lo + len(ts)] += terms.double().view(len(ts), n).sum(1)
-        p = diffusion._p_from_eps(xt, rows, eps, v=vv)
+        p = diffusion.p_from_eps(xt, rows, eps, v=vv)
         err = (diffusion.q_posterior_mean_variance(x_rep, xt, rows)[0] - p["mean"]).square().flatten(1).mean(1)
         sums["mean_sq_err"][t_lo:t_lo + len(ts)] += err.double().view(len(ts), n).sum(1)
         logv = p["log_variance"].flatten(1).mean(1).double().view(len(ts), n).sum(1)

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, adopt_weights, config_mismatches, load_checkpoint, save_checkpoint
+from ..runs.checkpoint import CheckpointError, adopt_weights, config_mismatches, load_checkpoint, save_checkpoint
+from .timesteps import ImportanceSampler
 
 __all__ = ["TrainState", "ema_decay_at", "data_fingerprint", "RESTART_HINT"]
 
@@ -46,10 +47,12 @@ class TrainState:
 
     ``order`` is the current seeded permutation of the dataset and ``cursor`` the next
     position in it; ``step`` counts optimizer steps since the run began (resumes included).
+    ``t_sampler``, when t is importance-sampled, holds the history that sets p_t; it is saved
+    and restored with the rest, so a resumed run draws the t an uninterrupted one would.
     """
 
     def __init__(self, model: nn.Module, num_data: int, *, lr: float, weight_decay: float, seed: int,
-                 device: torch.device) -> None:
+                 device: torch.device, t_sampler: ImportanceSampler | None = None) -> None:
         self.model = model
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = _adamw(self.params, lr, weight_decay, device)
@@ -61,6 +64,7 @@ class TrainState:
         self.order = torch.randperm(num_data, generator=self.generator, device=device)
         self.cursor = 0
         self.step = 0
+        self.t_sampler = t_sampler
 
     def next_indices(self, batch_size: int) -> torch.Tensor:
         """Indices of the next batch: shuffled passes over the data, one seeded permutation each."""
@@ -81,10 +85,13 @@ class TrainState:
             torch._foreach_lerp_(self.ema_params, self.params, 1.0 - ema_decay_at(self.step, ema_decay))
 
     def save(self, directory: Path, config: dict, metadata: dict | None) -> None:
-        """Write a checkpoint of this state (see :mod:`ddpm_lite.checkpoint`)."""
+        """Write a checkpoint of this state (see :mod:`ddpm_lite.runs.checkpoint`)."""
+        extra = {}
+        if self.t_sampler is not None:
+            extra = {f"t_sampler.{k}": torch.from_numpy(v) for k, v in self.t_sampler.state_dict().items()}
         save_checkpoint(directory, model=self.model, ema=self.ema, optimizer=self.optimizer, step=self.step,
                         config=config, generator=self.generator, data_order=self.order,
-                        data_cursor=self.cursor, metadata=metadata)
+                        data_cursor=self.cursor, metadata=metadata, extra=extra)
 
     def restore(self, directory: Path, config: dict) -> dict:
         """Load the checkpoint in ``directory`` into this state; returns its metadata.
@@ -92,7 +99,7 @@ class TrainState:
         Refuses (``CheckpointError``) a checkpoint made with a different configuration.
         """
         saved = load_checkpoint(directory)
-        diffs = config_mismatches(_comparable(saved["config"]), _comparable(config))
+        diffs = config_mismatches(_comparable(saved["config"], config), _comparable(config, config))
         if diffs:
             raise CheckpointError(
                 f"the checkpoint in {str(directory)!r} was made with a different configuration ("
@@ -113,6 +120,7 @@ class TrainState:
             raise CheckpointError(f"the checkpoint in {str(directory)!r} has a damaged data order.")
         self.order = order.to(self.order.device)
         self.cursor, self.step = saved["data_cursor"], saved["step"]
+        self._restore_sampler(saved, directory)
         adopt_weights(directory, saved)  # a run from before the manifest: its weights become ours to replace
         return saved.get("metadata", {})
 
@@ -129,10 +137,34 @@ class TrainState:
         self.generator.manual_seed((self.seed * 1_000_003 + int(saved["step"])) % (2**63))
 
 
-def _comparable(config: dict) -> dict:
-    """A run's config without the betas list: ``betas_sha256`` already identifies the schedule."""
+    def _restore_sampler(self, saved: dict, directory: Path) -> None:
+        if self.t_sampler is None:
+            return
+        kept = {k.removeprefix("t_sampler."): v.numpy() for k, v in saved.get("extra", {}).items()
+                if k.startswith("t_sampler.")}
+        if not kept:  # written before 0.3.0, when the history was not saved
+            warnings.warn(f"the checkpoint in {str(directory)!r} holds no importance-sampler history (it predates "
+                          "ddpm_lite 0.3.0): t is drawn uniformly until the sampler has warmed up again.",
+                          RuntimeWarning, stacklevel=4)
+            return
+        try:
+            self.t_sampler.load_state_dict(kept)
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"the checkpoint in {str(directory)!r} has an importance-sampler history that does "
+                                  f"not fit this run ({exc}).") from None
+
+
+def _comparable(config: dict, current: dict) -> dict:
+    """A run's config without the betas list (``betas_sha256`` already identifies the schedule).
+
+    A run from before 0.3.0 did not record ``train.importance``; it is compared as if it had
+    recorded the current setting.
+    """
     diffusion = {k: v for k, v in config.get("diffusion", {}).items() if k != "betas"}
-    return {**config, "diffusion": diffusion}
+    train = dict(config.get("train", {}))
+    if "importance" in current.get("train", {}) and "importance" not in train and "train" in config:
+        train["importance"] = current["train"]["importance"]
+    return {**config, "diffusion": diffusion, **({"train": train} if "train" in config else {})}
 
 
 def data_fingerprint(data: torch.Tensor) -> dict:

@@ -4,12 +4,13 @@ A checkpoint directory holds
 
 * ``weights-<step>.safetensors``: every tensor of the run — model weights (``model.*``),
   EMA weights (``ema.*``), the optimizer's moment buffers (``optim.<i>.<name>``), the
-  random generator's state (``rng``) and the data order (``data.order``);
+  random generator's state (``rng``), the data order (``data.order``) and the run's other
+  tensors (``extra.*``, e.g. the importance sampler's history);
 * ``state.json``: the configuration (model, diffusion, training), the step, the data
   cursor, the optimizer's hyper-parameters, free-form metadata, the name and SHA-256 of
   the weights file it belongs to, and (format 2) the SHA-256 of all of that;
 * ``ddpm_lite.manifest.json``: the weights files this package wrote (see
-  :mod:`ddpm_lite.rundir`); a save deletes only files listed there.
+  :mod:`ddpm_lite.runs.directory`); a save deletes only files listed there.
 
 Each file is written to a temporary name, flushed and fsync'ed, then renamed over the
 old one with :func:`os.replace` (atomic on POSIX and Windows).  The weights file goes
@@ -32,7 +33,7 @@ from typing import Any
 
 import torch
 
-from .rundir import Manifest, atomic_write_bytes, is_weights_name
+from .directory import Manifest, atomic_write_bytes, is_weights_name
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "has_checkpoint",
            "config_mismatches", "adopt_weights", "state_digest", "STATE_FILE"]
@@ -91,8 +92,13 @@ def save_checkpoint(
     data_order: torch.Tensor,
     data_cursor: int,
     metadata: dict | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write a complete, resumable checkpoint into ``directory``; returns the state file path."""
+    """Write a complete, resumable checkpoint into ``directory``; returns the state file path.
+
+    ``extra`` holds more tensors of the run (e.g. the importance sampler's history), stored as
+    ``extra.<name>`` and returned by :func:`load_checkpoint` under ``"extra"``.
+    """
     from safetensors.torch import save as st_save
 
     directory = Path(directory)
@@ -103,6 +109,7 @@ def save_checkpoint(
     tensors.update(opt_tensors)
     tensors["rng"] = generator.get_state().cpu()
     tensors["data.order"] = data_order.detach().cpu().contiguous()
+    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     blob = st_save(tensors)
     weights_name = f"weights-{int(step):08d}.safetensors"
     # Only names in the manifest are ever deleted; list the new file before it exists, so a
@@ -250,6 +257,7 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint weights {str(wpath)!r} lack the tensors {missing}; the run is damaged.")
     state["rng"] = tensors["rng"]
     state["data_order"] = tensors["data.order"]
+    state["extra"] = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return state
 
 

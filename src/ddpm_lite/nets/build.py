@@ -1,6 +1,6 @@
 """Which network: rebuild one from the ``config`` a checkpoint stores, or pick one for a data shape.
 
-The catalogue of :mod:`ddpm_lite.models` (MLP, U-Net) and :mod:`ddpm_lite.levels` (the
+The catalogue of :mod:`ddpm_lite.nets` (MLP, U-Net) and :mod:`ddpm_lite.nets.levels` (the
 level-posterior U-Net) in one place, so loading a run never needs to know which module a
 model came from.
 """
@@ -8,14 +8,21 @@ model came from.
 from __future__ import annotations
 
 import inspect
+from typing import Literal, get_args
 
 from torch import nn
 
+from ..schedule import NoiseSchedule
 from .levels import LevelPosteriorDenoiser
-from .models import MLPDenoiser, UNet
-from .schedule import NoiseSchedule
+from .mlp import MLPDenoiser
+from .unet import UNet
 
-__all__ = ["build_model", "default_model"]
+__all__ = ["build_model", "default_model", "DenoiserKind", "DENOISER_KINDS"]
+
+#: What predicts ε: the plain network (``"eps"``), or ε through Bayes' rule over the data's
+#: grey levels (``"levels"``, :class:`LevelPosteriorDenoiser`; images only).
+DenoiserKind = Literal["eps", "levels"]
+DENOISER_KINDS: tuple[str, ...] = get_args(DenoiserKind)
 
 _TUPLES = ("image_size", "channel_mult", "attention_resolutions")
 

@@ -1,0 +1,8 @@
+"""Training: the loop, its state and checkpoints, the train step, the timestep samplers,
+progress and data parallelism under torchrun."""
+
+from .config import TrainConfig
+from .loop import TrainResult, diffusion_config, train
+from .timesteps import ImportanceSampler
+
+__all__ = ["train", "TrainConfig", "TrainResult", "diffusion_config", "ImportanceSampler"]
