@@ -34,7 +34,8 @@ LIBRARY_FLOORS = {
 #: The teaching layer sits above the whole library.
 BOOK_FLOORS = {
     "book.display": 9,
-    "book.__init__": 10, "book.symbolic": 10, "book.bound": 11, "book.grid": 11, "book.exact": 10, "book.plotting": 10, "book.experiments": 10,
+    "book.__init__": 10, "book.verdict": 10, "book.posterior": 10.2, "book.elbo": 10.4, "book.noise_weight": 10.4,
+    "book.symbolic": 10.6, "book.bound": 11, "book.grid": 11, "book.exact": 10, "book.plotting": 10, "book.experiments": 10,
     "book.widgets.base": 11,
     "book.widgets.forward": 12, "book.widgets.posterior": 12, "book.widgets.reverse_chain": 12,
     "book.widgets.__init__": 13,
