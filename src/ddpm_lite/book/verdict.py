@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import itertools
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import sympy as sp
@@ -29,7 +29,7 @@ from .display import display_latex
 __all__ = [
     "alpha_t", "alpha_prev", "abar_prev", "beta_t", "abar_t", "sigma2", "x_0", "x_t", "x_prev",
     "eps", "eps_theta", "mu_theta", "RELATIONS", "to_free", "unit_interval_symbol",
-    "Step", "check_identity", "find_counterexample",
+    "Step", "check_identity", "find_counterexample", "provably_positive", "log_expansion_is_sound",
     "log_normal", "gaussian_kl", "evaluate_on_schedule",
 ]
 
@@ -140,20 +140,30 @@ def find_counterexample(
 
     ``points`` are tried first (use them to choose a telling example, e.g. p = q for a KL);
     then a small grid of exact rationals: (0, 1) for α_t, ᾱ_{t−1}, α_{t−1}; a few
-    positive numbers for other positive symbols; a few reals for the rest.  Values are
-    compared at 40 significant digits.
+    positive numbers for other positive symbols; a few reals for the rest (the first
+    ``max_tries`` points, ordered so that no symbol stays at its first value when the grid
+    is larger than that); last, for every log argument whose sign the assumptions do not fix,
+    a point inside each interval between its real roots (log(A²) ≠ 2 log A only where A < 0,
+    which a fixed grid can miss).  Values are compared at 40 significant digits.
     """
     lhs, rhs = to_free(lhs).doit(), to_free(rhs).doit()
     syms = sorted((lhs - rhs).free_symbols | lhs.free_symbols | rhs.free_symbols, key=sp.default_sort_key)
-    grid = (dict(zip(syms, vals)) for vals in itertools.product(*(_candidates(s) for s in syms)))
-    for point in itertools.islice(itertools.chain(points, grid), max_tries):
+    values = [_candidates(s) for s in syms]
+    if np.prod([len(v) for v in values]) <= max_tries:  # the whole grid is tried: its order is free
+        indices = itertools.product(*(range(len(v)) for v in values))
+    else:  # fewest symbols off their first value first, so that every symbol moves early
+        indices = _graded(tuple(len(v) for v in values))
+    grid = (dict(zip(syms, (v[i] for v, i in zip(values, idx)))) for idx in indices)
+    tries = itertools.chain(itertools.islice(itertools.chain(points, grid), max_tries),
+                            _sign_change_points(lhs - rhs, syms))
+    for point in tries:
         point = {s: sp.nsimplify(point.get(s, _candidates(s)[0])) for s in syms}
         a, b = lhs.subs(point), rhs.subs(point)
         if a.free_symbols or b.free_symbols or not _differ(a, b):
             continue
         shown = dict(point)
         for disp, rel in RELATIONS.items():
-            if rel.free_symbols & set(point):
+            if rel.free_symbols <= set(point):  # a relation shown only where it has a value
                 shown[disp] = sp.nsimplify(rel.subs(point))
         return shown, (sp.simplify(a), sp.simplify(b))
     return None
@@ -162,16 +172,17 @@ def find_counterexample(
 def check_identity(
     name: str, lhs: sp.Expr, rhs: sp.Expr, points: Iterable[Mapping[sp.Symbol, sp.Expr]] = ()
 ) -> Step:
-    """Decide ``lhs == rhs`` for all admissible values of the symbols.
+    """Decide ``lhs == rhs`` for all admissible values of the symbols; "holds" means proved.
 
-    True when sympy simplifies the difference (display symbols replaced by free ones, logs
-    expanded as far as the symbols' assumptions allow) to 0.  Expanding with ``force=True``
-    proves more, but only for positive log arguments: it would "prove" log(x_t²) = 2 log x_t
-    for real x_t.  So an identity that needs ``force`` counts as true only if it also survives
-    every exact sample point of :func:`find_counterexample`, negative reals included.
-    Otherwise a counterexample is searched; if sympy cannot simplify the difference *and* no
-    counterexample turns up, the question is undecided and this raises RuntimeError rather
-    than guess, so the build stops instead of printing a wrong verdict.
+    The identity holds when sympy simplifies the difference (display symbols replaced by
+    free ones, logs expanded as far as the symbols' assumptions allow) to 0.  Expanding logs
+    with ``force=True`` proves more, but it silently assumes every factor and power base
+    inside a log positive, and would "prove" log(x_t²) = 2 log x_t for real x_t.  So the
+    forced expansion is used only when :func:`log_expansion_is_sound` has proved each of
+    those bases positive from the symbols' assumptions (α_t, ᾱ_{t−1}, α_{t−1} and any
+    :func:`unit_interval_symbol` in (0, 1)).  Otherwise a counterexample is searched; if
+    there is neither a proof nor a counterexample the question is undecided and this raises
+    RuntimeError rather than guess, so the build stops instead of printing a wrong verdict.
 
     Comparing an expression with itself proves nothing, so sides that are structurally
     identical as given (before any simplification) are a ValueError.  Unevaluated
@@ -181,17 +192,115 @@ def check_identity(
     if sp.sympify(lhs) == sp.sympify(rhs):
         raise ValueError(f"step {name!r} compares an expression with itself: derive each side from "
                          "definitions so that the check could fail.")
-    if sp.simplify(sp.expand_log(free_lhs - free_rhs)) == 0:
+    difference = free_lhs - free_rhs
+    if sp.simplify(sp.expand_log(difference)) == 0:
         return Step(name, lhs, rhs, True)
-    # force=True assumes every log argument positive: a proof only where that holds.
-    forced = sp.simplify(sp.expand_log(free_lhs - free_rhs, force=True)) == 0
+    if log_expansion_is_sound(difference) and sp.simplify(sp.expand_log(difference, force=True)) == 0:
+        return Step(name, lhs, rhs, True)
     found = find_counterexample(lhs, rhs, points)
     if found is not None:
         return Step(name, lhs, rhs, False, found[0], found[1])
-    if forced:  # and no sample point, negative reals included, tells the sides apart
-        return Step(name, lhs, rhs, True)
-    raise RuntimeError(f"could not decide step {name!r}: sympy did not simplify the difference to 0 "
-                       "and no counterexample was found")
+    raise RuntimeError(f"could not decide step {name!r} (undecided): sympy did not simplify the difference to 0 "
+                       "with every log expansion proved valid, and no counterexample was found")
+
+
+# ----------------------------------------------------------------------------- signs of log arguments
+def _in_unit_interval_form(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with each (0, 1) symbol u written as p/(1 + p), p > 0: sympy's assumptions know only
+    "positive", and this turns u < 1 into something they can use (1 − u = 1/(1 + p))."""
+    subs = {}
+    for s in expr.free_symbols:
+        if s in _UNIT:
+            p = sp.Dummy(f"{s.name}_odds", positive=True)
+            subs[s] = p / (1 + p)
+    return expr.subs(subs) if subs else expr
+
+
+def provably_positive(expr: sp.Expr) -> bool:
+    """True only if ``expr > 0`` follows from the symbols' assumptions (unit-interval symbols in (0, 1)).
+
+    False means "not proved", not "negative".
+    """
+    expr = sp.sympify(expr)
+    if expr.is_positive:
+        return True
+    unit = _in_unit_interval_form(expr)
+    return any(form.is_positive for form in (unit, sp.factor(sp.together(unit))))
+
+
+def _log_bases(arg: sp.Expr) -> Iterator[tuple[sp.Expr, bool]]:
+    """Each (base, exponent is real) that ``expand_log(log(arg), force=True)`` splits off, recursively:
+    the factors of a product, the base of a power, exp's argument (as the power e^z)."""
+    if arg.is_Mul:
+        for factor in arg.args:
+            yield factor, True
+            yield from _log_bases(factor)
+    elif arg.is_Pow or isinstance(arg, sp.exp):
+        yield arg.base, bool(arg.exp.is_extended_real)
+        yield from _log_bases(arg.base)
+
+
+def log_expansion_is_sound(expr: sp.Expr) -> bool:
+    """Whether ``expand_log(expr, force=True)`` equals ``expr`` for every admissible value of the symbols.
+
+    Forcing writes log(∏ a_i) as Σ log a_i and log(b^e) as e log b; both are identities when
+    every a_i and b is positive and e real, so each of them must be proved positive
+    (:func:`provably_positive`).  A log of something else is left alone by the expansion.
+    """
+    return all(real and provably_positive(base)
+               for log in sp.sympify(expr).atoms(sp.log) for base, real in _log_bases(log.args[0]))
+
+
+def _graded(sizes: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+    """Index tuples of the product grid by how many steps they are from the all-first corner."""
+    def spread(total: int, k: int) -> Iterator[tuple[int, ...]]:
+        if k == len(sizes):
+            if total == 0:
+                yield ()
+            return
+        for i in range(min(total, sizes[k] - 1) + 1):
+            yield from ((i, *rest) for rest in spread(total - i, k + 1))
+    for total in range(sum(sizes) - len(sizes) + 1):
+        yield from spread(total, 0)
+
+
+def _sign_change_points(difference: sp.Expr, syms: list[sp.Symbol]) -> Iterator[dict[sp.Symbol, sp.Expr]]:
+    """Points that put a log argument of unproved sign on each side of each of its real roots.
+
+    One symbol moves at a time, the others stay at their first candidate value.  Only
+    arguments polynomial (after clearing denominators) in that symbol are searched.
+    """
+    base_point = {s: _candidates(s)[0] for s in syms}
+    suspects = []
+    for log in difference.atoms(sp.log):
+        arg = log.args[0]
+        suspects += [arg] + [b for b, _ in _log_bases(arg)]
+    for expr in dict.fromkeys(e for e in suspects if not provably_positive(e)):
+        for s in sorted(expr.free_symbols & set(syms), key=sp.default_sort_key):
+            if not s.is_extended_real:
+                continue
+            others = {o: v for o, v in base_point.items() if o != s}
+            for part in sp.together(expr.subs(others)).as_numer_denom():
+                if not part.is_polynomial(s) or sp.degree(part, s) > 8:
+                    continue
+                for value in _between_roots(sp.Poly(part, s), s):
+                    yield {**base_point, s: value}
+
+
+def _between_roots(poly: sp.Poly, s: sp.Symbol) -> list[sp.Rational]:
+    """A rational inside each interval that the real roots of ``poly`` cut the domain of ``s`` into."""
+    low, high = (0.0, 1.0) if s in _UNIT else (0.0, None) if s.is_positive else (None, None)
+    roots = sorted({float(r) for r in poly.real_roots()} if poly.degree() > 0 else set())
+    roots = [r for r in roots if (low is None or r > low) and (high is None or r < high)]
+    if not roots:
+        return []
+    edges = [low if low is not None else roots[0] - 2.0, *roots, high if high is not None else roots[-1] + 2.0]
+    out = []
+    for a, b in zip(edges, edges[1:]):
+        value = sp.Rational((a + b) / 2).limit_denominator(10**4)
+        if a < value < b:
+            out.append(value)
+    return out
 
 
 # ----------------------------------------------------------------------------- densities
