@@ -56,10 +56,14 @@
     return { alphaBar: abar, oneMinusAlphaBar: omab, logSnr: logSnr };
   }
 
-  /* L_T per dimension in bits: ½(ᾱ_T(m2 − 1) − log(1 − ᾱ_T)) / ln 2. */
+  /* L_T per dimension in bits: ½(ᾱ_T(m2 − 1) − log(1 − ᾱ_T)) / ln 2, as ½(ᾱ_T m2 + Σ_{k≥2} ᾱ_Tᵏ/k) / ln 2:
+     the first form cancels to rounding noise (a negative KL) once ᾱ_T is small; the series, summed
+     smallest term first as prior_kl_per_dim does, is exact there; log1p above ᾱ_T = 1/4. */
   function priorBits(d, m2) {
-    var T = d.alphaBar.length, a = d.alphaBar[T - 1];
-    return 0.5 * (a * (m2 - 1) - Math.log(d.oneMinusAlphaBar[T - 1])) / LN2;
+    var T = d.alphaBar.length, a = d.alphaBar[T - 1], excess = 0, k;
+    if (a < 0.25) for (k = 40; k > 1; k--) excess += Math.pow(a, k) / k;
+    else excess = -a - Math.log1p(-a);
+    return 0.5 * (a * m2 + excess) / LN2;
   }
 
   // ------------------------------------------------------------------ page elements
