@@ -71,13 +71,13 @@ def test_without_an_executed_copy_the_download_says_it_has_no_outputs(tmp_path):
     assert "without outputs" in first and "saved with the outputs" not in first
 
 
-@pytest.mark.parametrize("url", ["", "https://example.org/diffusion-derived"])
+@pytest.mark.parametrize("url", ["", pages.JUPYTER_BOOK_DEFAULT, "https://example.org/diffusion-derived"])
 def test_the_footer_and_the_download_name_the_repository_only_when_it_is_configured(tmp_path, url):
     app, _, _ = _app(tmp_path, {"repository_url": url})
     pages._footer(app, app.config)
     footer = app.config.html_theme_options["extra_footer"]
     cell = pages._repository_text(pages._repository(app), markdown=True)
-    if url:
+    if url and url != pages.JUPYTER_BOOK_DEFAULT:  # Jupyter Book's own address is no answer
         assert f'href="{url}"' in footer and f"]({url})" in cell
     else:
         assert "href" not in footer and "http" not in cell and "built from" in cell

@@ -49,9 +49,14 @@ UNSAVED = ("saved without outputs (this build kept no executed copy)",
            "running all cells gives the outputs of the book's page, timings aside.")
 
 
+#: What Jupyter Book fills in when _config.yml names no repository: its own, not this book's.
+JUPYTER_BOOK_DEFAULT = "https://github.com/executablebooks/jupyter-book"
+
+
 def _repository(app) -> str:
     """``repository.url`` of ``_config.yml`` (Jupyter Book passes it on as a theme option), or ""."""
-    return str((app.config.html_theme_options or {}).get("repository_url") or "").strip()
+    url = str((app.config.html_theme_options or {}).get("repository_url") or "").strip()
+    return "" if url.rstrip("/") == JUPYTER_BOOK_DEFAULT else url
 
 
 def _repository_text(url: str, markdown: bool) -> str:
