@@ -94,3 +94,12 @@ def test_an_output_image_keeps_its_width_and_loses_its_fixed_height():
     pages._figures_keep_their_shape(None, doc, "ch")
     assert both["width"] == "688" and "height" not in both
     assert height_only["height"] == "50"  # no width: the height is all that sizes it
+
+
+def test_a_combining_tilde_in_a_code_block_is_wrapped_and_kept():
+    body = '<p>β\u0303</p><pre>x β\u0303ₜ &amp;\u0303 <span class="s">μ\u0303</span></pre>'
+    out = pages.tilde_cells(body)
+    assert out.startswith("<p>β\u0303</p>")  # prose is MathJax's or the text font's business
+    assert out.count('<span class="ct">') == 2 and '<span class="ct">β<span class="ct-mark">\u0303</span></span>ₜ' in out
+    assert "&amp;\u0303" in out  # never splits an entity
+    assert out.count("\u0303") == body.count("\u0303")

@@ -11,6 +11,9 @@
   ``repository.url`` in ``_config.yml``.  When it is set, every page's footer and every
   downloaded chapter link it; left empty (this checkout does not know where it will be
   published), they tell the reader to use the repository the book came with.
+* **β̃ in code blocks.** A letter with a combining tilde (β̃ = β + U+0303) is wrapped in
+  ``<span class="ct">``; book.css draws the tilde over the letter's own cell, which no
+  common monospace face does for Greek (see book.css).
 * **Figures keep their shape.** myst-nb gives every output image the width *and* height
   that IPython stored with it, which Sphinx writes as an inline style; the stylesheet's
   ``max-width: 100%`` then narrows a figure on a phone but keeps its height (a squashed
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -156,6 +160,23 @@ def _executed_downloads(app, exception) -> None:
         target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.S)
+#: A visible character (not markup, not the end of an entity) followed by U+0303.
+_TILDED = re.compile("([^\\s<>;&])\u0303")
+
+
+def tilde_cells(body: str) -> str:
+    """``body`` with every letter + U+0303 inside a ``<pre>`` wrapped for book.css's overlay."""
+    def wrap(pre: re.Match) -> str:
+        return _TILDED.sub('<span class="ct">\\1<span class="ct-mark">\u0303</span></span>', pre.group(1))
+    return _PRE.sub(wrap, body)
+
+
+def _tilde_cells(app, pagename, templatename, context, doctree) -> None:
+    if "\u0303" in context.get("body", ""):
+        context["body"] = tilde_cells(context["body"])
+
+
 def _figures_keep_their_shape(app, doctree, docname) -> None:
     for image in doctree.findall(nodes.image):
         if "width" in image and "height" in image:
@@ -164,6 +185,7 @@ def _figures_keep_their_shape(app, doctree, docname) -> None:
 
 def setup(app):
     app.connect("html-page-context", _drop_unused_assets)
+    app.connect("html-page-context", _tilde_cells)
     app.connect("build-finished", _executed_downloads)
     app.connect("config-inited", _footer)
     app.connect("doctree-resolved", _figures_keep_their_shape)
