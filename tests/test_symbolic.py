@@ -64,6 +64,72 @@ def test_forced_log_expansion_cannot_prove_false_identities_for_real_symbols():
     assert S.check_identity("log of a product, w, v > 0", sp.log(w * v), sp.log(w) + sp.log(v)).holds
 
 
+_R = sp.Rational
+
+
+def _product_of_roots(sym: sp.Symbol, a: sp.Rational, b: sp.Rational) -> sp.Expr:
+    """A = (s − a)(s − b): negative only on (a, b), which none of the fixed sample points visits."""
+    return (sym - a) * (sym - b)
+
+
+@pytest.mark.parametrize("sym, a, b", [
+    (S.x_t, _R(7, 10), _R(8, 10)),          # a real variable
+    (S.alpha_t, _R(7, 10), _R(8, 10)),      # a schedule symbol in (0, 1)
+    (S.abar_prev, _R(3, 10), _R(4, 10)),    # ᾱ_{t−1}
+    (S.alpha_prev, _R(11, 20), _R(3, 5)),   # a variant: another unit symbol, a narrower interval
+    (S.sigma2, _R(5, 4), _R(6, 4)),         # a variant: a positive symbol off the grid's 1/2, 2, 3
+], ids=["x_t", "alpha_t", "abar_prev", "alpha_prev", "sigma2"])
+def test_log_of_a_square_is_refused_where_the_base_can_be_negative(sym, a, b):
+    """log(A²) = 2 log A is false where A < 0; the forced expansion must not call it true."""
+    A = _product_of_roots(sym, a, b)
+    assert not S.log_expansion_is_sound(2 * sp.log(A))
+    step = S.check_identity("log of a square", sp.log(A**2), 2 * sp.log(A))
+    assert not step.holds
+    point = step.counterexample[sym]
+    assert a < point < b, "the counterexample sits where A < 0"
+    lhs, rhs = (complex(sp.N(v)) for v in step.values)
+    assert lhs.imag == 0 and abs(rhs.imag - 2 * math.pi) < 1e-12  # 2 log A = 2 log|A| + 2πi there
+    # The same step for a base the assumptions make positive is proved, through the forced path.
+    positive = (1 - S.alpha_t) * (S.alpha_t + _R(1, 10))
+    assert S.log_expansion_is_sound(sp.log(positive**2)) and not S.provably_positive(A)
+    assert S.check_identity("log of a square, positive base", sp.log(positive**2), 2 * sp.log(positive)).holds
+
+
+def test_many_symbols_still_move_the_first_one():
+    """With 7 more symbols the grid has 3⁸ points; the first 300 in product order never change the
+    first symbol, so an identity false only off its first value went unseen."""
+    a = sp.Symbol("a", real=True)  # sorts first
+    others = sp.symbols("y1:8", real=True)
+    # Forced expansion would prove this for positive a; for real a it is false at a < 0.
+    step = S.check_identity("six or more symbols", sp.log(a**2) + sum(others), 2 * sp.log(a) + sum(others))
+    assert not step.holds and step.counterexample[a] < 0
+    # No log at all: false everywhere except a ∈ {1, −2}, and a = 1 is a's first sample value.
+    found = S.find_counterexample((a - 1) * (a + 2) + sum(others), sum(others))
+    assert found is not None and found[0][a] not in (1, -2)
+
+
+def test_a_true_identity_that_only_forcing_proves_is_undecided_not_holds():
+    """log(x⁴) = 2 log(x²) holds for real x ≠ 0, but forcing it needs x² > 0, which x = 0 breaks:
+    unproved, and no counterexample exists, so the verdict is "undecided", never "holds"."""
+    with pytest.raises(RuntimeError, match="undecided"):
+        S.check_identity("log of a fourth power", sp.log(S.x_t**4), 2 * sp.log(S.x_t**2))
+
+
+def test_every_step_that_needs_the_forced_expansion_proves_its_log_bases_positive(monkeypatch):
+    """The chapter steps that only the forced expansion proves still hold, each with its bases proved."""
+    from ddpm_lite.book import bound, verdict
+
+    seen = []
+    original = verdict.log_expansion_is_sound
+    monkeypatch.setattr(verdict, "log_expansion_is_sound", lambda e: seen.append(original(e)) or seen[-1])
+    steps = [S.gaussian_kl_by_integration(), *S.reverse_steps(), *bound.optimal_variance_steps()]
+    abar_T = S.unit_interval_symbol(r"\bar{\alpha}_T")  # chapter 3's L_T needs 1 − ᾱ_T > 0
+    steps.append(S.check_identity("L_T, one coordinate", S.gaussian_kl(sp.sqrt(abar_T) * S.x_0, 1 - abar_T, 0, 1),
+                                  (abar_T * S.x_0**2 - abar_T - sp.log(1 - abar_T)) / 2))
+    assert all(step.holds for step in steps)
+    assert seen and all(seen), "the forced path was used, and only with every log base proved positive"
+
+
 def test_a_step_that_compares_an_expression_with_itself_is_refused():
     with pytest.raises(ValueError, match="with itself"):
         S.check_identity("tautology", S.mu_theta_eps.subs(S.eps_theta, S.eps), S.mu_tilde_eps)

@@ -56,10 +56,14 @@
     return { alphaBar: abar, oneMinusAlphaBar: omab, logSnr: logSnr };
   }
 
-  /* L_T per dimension in bits: ½(ᾱ_T(m2 − 1) − log(1 − ᾱ_T)) / ln 2. */
+  /* L_T per dimension in bits: ½(ᾱ_T(m2 − 1) − log(1 − ᾱ_T)) / ln 2, as ½(ᾱ_T m2 + Σ_{k≥2} ᾱ_Tᵏ/k) / ln 2:
+     the first form cancels to rounding noise (a negative KL) once ᾱ_T is small; the series, summed
+     smallest term first as prior_kl_per_dim does, is exact there; log1p above ᾱ_T = 1/4. */
   function priorBits(d, m2) {
-    var T = d.alphaBar.length, a = d.alphaBar[T - 1];
-    return 0.5 * (a * (m2 - 1) - Math.log(d.oneMinusAlphaBar[T - 1])) / LN2;
+    var T = d.alphaBar.length, a = d.alphaBar[T - 1], excess = 0, k;
+    if (a < 0.25) for (k = 40; k > 1; k--) excess += Math.pow(a, k) / k;
+    else excess = -a - Math.log1p(-a);
+    return 0.5 * (a * m2 + excess) / LN2;
   }
 
   // ------------------------------------------------------------------ page elements
@@ -279,9 +283,16 @@
     var bPos = function (b, r) { return Math.round(POS * Math.log(b / r[0]) / Math.log(r[1] / r[0])); };
     var posB = function (p, r) { return roundSig(r[0] * Math.pow(r[1] / r[0], p / POS), 3); };
 
+    // The t the reader chose: t follows T down (t ≤ T always) and comes back up with it, so a
+    // T passed on the way (dragging the slider through T = 5, say) does not leave t at 5.
+    var tChosen = state.t;
     function setT(T) {
       state.T = Math.min(maxT, Math.max(1, T));
-      state.t = Math.min(state.t, state.T);  // as the Python explorer clamps t when T shrinks
+      state.t = Math.min(Math.max(1, tChosen), state.T);
+    }
+    function setTimestep(t) {
+      tChosen = Math.min(Math.max(1, t), state.T);
+      state.t = tChosen;
     }
     kind.value = state.kind;
     kind.addEventListener("change", function () { state.kind = kind.value; update(); });
@@ -293,18 +304,21 @@
     });
     cB1.range.addEventListener("input", function () { state.b1 = posB(parseInt(cB1.range.value, 10), b1Range); update(); });
     cBT.range.addEventListener("input", function () { state.bT = posB(parseInt(cBT.range.value, 10), bTRange); update(); });
-    ct.range.addEventListener("input", function () { state.t = parseInt(ct.range.value, 10); update(); });
+    ct.range.addEventListener("input", function () { setTimestep(parseInt(ct.range.value, 10)); update(); });
+    // A typed number is applied when the reader commits it (Enter, Tab, leaving the field,
+    // the spin buttons), not at every keystroke: typing "50" into T used to apply T = 5 first.
+    // Out of range, it is clamped to the box's limits; not a number, the value in force returns.
     function typed(input, apply) {
-      input.addEventListener("input", function () {
-        var v = parseFloat(input.value);
-        if (input.value !== "" && isFinite(v) && input.checkValidity()) { apply(v); update(false, input); }
+      input.addEventListener("change", function () {
+        var v = parseFloat(input.value), lo = parseFloat(input.min), hi = parseFloat(input.max);
+        if (input.value !== "" && isFinite(v)) apply(Math.min(Math.max(v, isFinite(lo) ? lo : v), isFinite(hi) ? hi : v));
+        update();
       });
-      input.addEventListener("change", function () { update(); });  // on leaving the field, show the value in force
     }
     typed(cT.number, function (v) { setT(Math.round(v)); });
     typed(cB1.number, function (v) { state.b1 = v; });
     typed(cBT.number, function (v) { state.bT = v; });
-    typed(ct.number, function (v) { state.t = Math.min(Math.max(1, Math.round(v)), state.T); });
+    typed(ct.number, function (v) { setTimestep(Math.round(v)); });
 
     // Redraw at the new width whenever the explorer's width changes (window resized, a
     // scrollbar appeared, the sidebar folded), so the canvas stays sharp.
@@ -317,9 +331,8 @@
     if (window.ResizeObserver) new ResizeObserver(redraw).observe(root);
     else window.addEventListener("resize", redraw);
 
-    /* Recompute and redraw.  `fromTSlider`: keep the T slider where the pointer is;
-       `typing`: leave the number input being edited as the reader wrote it. */
-    function update(fromTSlider, typing) {
+    /* Recompute and redraw.  `fromTSlider`: keep the T slider where the pointer is. */
+    function update(fromTSlider) {
       var cos = state.kind === "cosine";
       cB1.range.disabled = cB1.number.disabled = cBT.range.disabled = cBT.number.disabled = cos;
       cosineNote.hidden = !cos;
@@ -330,7 +343,7 @@
       ct.number.max = state.T;
       ct.range.value = state.t;
       [[cT.number, state.T], [cB1.number, state.b1], [cBT.number, state.bT], [ct.number, state.t]].forEach(function (p) {
-        if (p[0] !== typing) p[0].value = String(p[1]);
+        p[0].value = String(p[1]);
       });
       cT.range.setAttribute("aria-valuetext", "T = " + state.T);
       var b = betas(state.kind, state.T, state.b1, state.bT), d = derived(b);
