@@ -4,6 +4,8 @@
   script that names thebe's CDN address into every page.  Nothing loads it unless a reader
   presses a launch button we do not show, but a page that reads offline should not mention
   a CDN at all, so those two scripts are dropped.
+* Exercises (``div.ddpm-exercise``) load the vendored math.js and ``exercises.js``, on the
+  pages that have one.
 * The explorers of the book render, without a kernel, as our own small viewers
   (``schedule_explorer.js``, ``ddpm_frames.js``, ``widgets.css``); only pages that hold one
   load them.  Notebook outputs are shown as that HTML, not as ipywidgets views
@@ -18,6 +20,8 @@ from __future__ import annotations
 EXPLORER_ASSETS = {
     "ddpm-schedule-explorer": ["schedule_explorer.js"],
     "ddpm-frames": ["ddpm_frames.js"],
+    # An exercise's answer box: the vendored parser, then the one checker shared by every page.
+    "ddpm-exercise": ["vendor/mathjs/math.js", "exercises.js"],
 }
 EXPLORER_CSS = "widgets.css"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
