@@ -24,6 +24,7 @@ EXPLORER_ASSETS = {
     "ddpm-exercise": ["vendor/mathjs/math.js", "exercises.js"],
 }
 EXPLORER_CSS = "widgets.css"
+EXERCISE_CSS = "exercises.css"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
@@ -37,11 +38,13 @@ def _is_dropped(js) -> bool:
 
 def _page_assets(app, pagename, templatename, context, doctree) -> None:
     body = context.get("body") or ""
-    used = [js for marker, files in EXPLORER_ASSETS.items() if f'class="{marker}' in body for js in files]
-    if used:
+    markers = [marker for marker in EXPLORER_ASSETS if f'class="{marker}' in body]
+    if any(marker != "ddpm-exercise" for marker in markers):
         app.add_css_file(EXPLORER_CSS)
-        for js in used:
-            app.add_js_file(js)
+    if "ddpm-exercise" in markers:
+        app.add_css_file(EXERCISE_CSS)
+    for js in (js for marker in markers for js in EXPLORER_ASSETS[marker]):
+        app.add_js_file(js)
     scripts = context.get("script_files")
     if scripts:
         scripts[:] = [js for js in scripts if not _is_dropped(js)]  # in place: the builder owns the list
