@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import sympy as sp
 
 from ddpm_lite.book import exercises as E
 from ddpm_lite.book.exercise_view import static_html
@@ -100,7 +99,7 @@ def test_static_html_carries_the_data_and_the_folded_solution():
     for ex in ALL:
         page = static_html(ex)
         assert f'id="{ex.anchor}"' in page and "<details" in page
-        data = re.search(r'<script type="application/json" class="ddpm-exercise-data">(.*?)</script>', page, re.S)
+        data = re.search(r'<script type="application/json" class="ddpm-exercise-data">(.*?)</script>', page, re.DOTALL)
         assert data and json.loads(data.group(1).replace("<\\/", "</"))["key"] == ex.key
 
 

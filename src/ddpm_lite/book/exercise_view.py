@@ -15,7 +15,7 @@ import sympy as sp
 
 from .exercises import Exercise, rich
 
-__all__ = ["static_html", "widget", "names_html"]
+__all__ = ["names_html", "static_html", "widget"]
 
 
 def _head(ex: Exercise) -> str:
