@@ -155,3 +155,20 @@ def test_python_and_browser_checkers_agree():
             disagree.append((ex.key, text, index, (v.status, v.mistake), (status, mistake)))
     assert not disagree, disagree
     assert len(browser) == len(cases) > 200
+
+
+def test_each_exercise_is_shown_once_in_its_chapter_in_bank_order_and_listed():
+    import json as _json
+
+    page = (ROOT / "book" / "exercises.md").read_text()
+    for chapter in range(1, 14):
+        (path,) = (ROOT / "notebooks").glob(f"{chapter:02d}_*.ipynb")
+        cells = _json.loads(path.read_text())["cells"]
+        shown = [k for c in cells if c["cell_type"] == "code"
+                 for k in re.findall(r'exercise\("([^"]+)"\)', "".join(c["source"]))]
+        labels = [k for c in cells if c["cell_type"] == "markdown"
+                  for k in re.findall(r"^\(ex-([^)]+)\)=", "".join(c["source"]), re.MULTILINE)]
+        keys = [ex.key for ex in ALL if ex.chapter == chapter]
+        assert shown == keys and labels == keys, (path.name, shown, labels, keys)
+    listed = re.findall(r"\{ref\}`Exercise (\d+)\.(\d+) <ex-([^>]+)>`", page)
+    assert [(int(c), int(n), k) for c, n, k in listed] == [(ex.chapter, ex.number, ex.key) for ex in ALL]

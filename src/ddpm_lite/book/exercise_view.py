@@ -11,8 +11,7 @@ import html
 import json
 from typing import Any
 
-import sympy as sp
-
+from .display import book_latex
 from .exercises import Exercise, rich
 
 __all__ = ["names_html", "static_html", "widget"]
@@ -32,7 +31,7 @@ def names_html(ex: Exercise) -> str:
     if derive is None:
         return ""
     syms = derive.symbols()
-    names = ", ".join(f"<code>{n}</code> = {rich('$' + sp.latex(s) + '$')}" for n, s in syms.items())
+    names = ", ".join(f"<code>{n}</code> = {rich('$' + book_latex(s) + '$')}" for n, s in syms.items())
     return (f'<p class="ddpm-exercise-names">Names: {names}; products with <code>*</code>, powers with '
             f"<code>^</code>, and sqrt, log, exp, pi.</p>")
 

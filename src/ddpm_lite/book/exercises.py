@@ -31,6 +31,7 @@ import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr, rationalize, standard_transformations
 
 from . import symbolic as S
+from .display import book_latex
 
 __all__ = [
     "BOOK_NAMES",
@@ -172,7 +173,7 @@ def _value(v: sp.Expr) -> str:
 
 
 def _point(point: Mapping[sp.Symbol, sp.Expr]) -> str:
-    return ", ".join(f"${sp.latex(k)} = {sp.latex(v)}$" for k, v in point.items())
+    return ", ".join(f"${book_latex(k)} = {book_latex(v)}$" for k, v in point.items())
 
 
 Target = sp.Expr | Callable[[dict], sp.Expr]
@@ -297,7 +298,7 @@ class Derive(Exercise):
             expr = self.parse(answer)
         except AnswerError as e:
             return Verdict("unparsable", str(e))
-        preview = sp.latex(expr)
+        preview = book_latex(expr)
         holds, step = self._same(expr, self.target_expr())
         if holds:
             return Verdict("correct", "it equals the solution for every admissible value (sympy).", preview=preview)
@@ -335,11 +336,11 @@ class Derive(Exercise):
             else:
                 variables[name] = [dom.low, dom.high, dom.kind == "count"]
         return {"key": self.key, "kind": "derive", "names": self.all_names(), "vars": variables,
-                "derived": derived, "solution": self.solution, "tex": {n: sp.latex(s) for n, s in syms.items()},
+                "derived": derived, "solution": self.solution, "tex": {n: book_latex(s) for n, s in syms.items()},
                 "mistakes": [{"expr": m, "hint": rich(h)} for m, h in self.mistakes]}
 
     def solution_html(self) -> str:
-        shown = sp.latex(self.parse(self.solution))
+        shown = book_latex(self.parse(self.solution))
         return (f"<p>{_math(shown)} &nbsp; (typed: <code>{html.escape(self.solution)}</code>)</p>"
                 f"<p>{rich(self.explanation)}</p>")
 

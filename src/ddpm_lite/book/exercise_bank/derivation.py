@@ -45,7 +45,7 @@ EXERCISES = [
     Derive(
         key="01-xt-from-x0", chapter=1, title="Jumping to step t",
         prompt="Write a sample of $x_t \\sim q(x_t \\mid x_0)$ in terms of $x_0$ and one standard normal "
-               "$\\epsilon$ (eq. <code>marginal</code>).",
+               "$\\varepsilon$ (eq. <code>marginal</code>).",
         explanation="$q(x_t\\mid x_0) = \\mathcal N(\\sqrt{\\bar\\alpha_t}\\,x_0, (1-\\bar\\alpha_t) I)$: the mean is "
                     "scaled by $\\sqrt{\\bar\\alpha_t}$ and the noise has standard deviation $\\sqrt{1-\\bar\\alpha_t}$.",
         target=S.x_t_of_eps, solution="sqrt(abar_t)*x_0 + sqrt(1 - abar_t)*eps",
@@ -188,9 +188,9 @@ EXERCISES = [
         names=("alpha_t", "beta_t", "abar_t", "abar_prev")),
     Derive(
         key="04-mu-tilde-eps", chapter=4, title="The posterior mean in terms of the noise",
-        prompt="Substitute $x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\epsilon)/\\sqrt{\\bar\\alpha_t}$ into "
-               "$\\tilde\\mu_t$ and write it in $x_t$ and $\\epsilon$.",
-        explanation="The $x_t$ coefficients add up to $1/\\sqrt{\\alpha_t}$ and the $\\epsilon$ coefficient is "
+        prompt="Substitute $x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon)/\\sqrt{\\bar\\alpha_t}$ into "
+               "$\\tilde\\mu_t$ and write it in $x_t$ and $\\varepsilon$.",
+        explanation="The $x_t$ coefficients add up to $1/\\sqrt{\\alpha_t}$ and the $\\varepsilon$ coefficient is "
                     "$-\\beta_t/(\\sqrt{\\alpha_t}\\sqrt{1-\\bar\\alpha_t})$.",
         target=lambda n: S.mu_tilde.subs(S.x_0, S.x_0_of_eps), solution="(x_t - beta_t/sqrt(1 - abar_t)*eps)/sqrt(alpha_t)",
         forms=("x_t/sqrt(alpha_t) - (1 - alpha_t)/sqrt(alpha_t*(1 - abar_t))*eps",

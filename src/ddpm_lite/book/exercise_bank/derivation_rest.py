@@ -20,11 +20,11 @@ def _weight_target(n: dict) -> sp.Expr:
 EXERCISES = [
     Derive(
         key="05-eps-weight", chapter=5, title="The weight of ‖ε − ε_θ‖² in L_{t−1}",
-        prompt="With $\\mu_\\theta = (x_t - \\frac{\\beta_t}{\\sqrt{1-\\bar\\alpha_t}}\\epsilon_\\theta)/\\sqrt{\\alpha_t}$, "
-               "$\\frac{1}{2\\sigma_t^2}\\|\\tilde\\mu_t - \\mu_\\theta\\|^2 = \\lambda_t\\,\\|\\epsilon - \\epsilon_\\theta\\|^2$. "
+        prompt="With $\\mu_\\theta = (x_t - \\frac{\\beta_t}{\\sqrt{1-\\bar\\alpha_t}}\\varepsilon_\\theta)/\\sqrt{\\alpha_t}$, "
+               "$\\frac{1}{2\\sigma_t^2}\\|\\tilde\\mu_t - \\mu_\\theta\\|^2 = \\lambda_t\\,\\|\\varepsilon - \\varepsilon_\\theta\\|^2$. "
                "Write $\\lambda_t$.",
         explanation="$\\tilde\\mu_t - \\mu_\\theta = \\frac{\\beta_t}{\\sqrt{\\alpha_t}\\sqrt{1-\\bar\\alpha_t}}"
-                    "(\\epsilon_\\theta - \\epsilon)$; square it and divide by $2\\sigma_t^2$.",
+                    "(\\varepsilon_\\theta - \\varepsilon)$; square it and divide by $2\\sigma_t^2$.",
         target=_weight_target, solution=WEIGHT,
         forms=("(1 - alpha_t)^2/(2*sigma2*alpha_t*(1 - abar_prev*alpha_t))", "beta_t^2/(2*sigma2*alpha_t)/(1 - abar_t)"),
         mistakes=(("beta_t/(2*sigma2*alpha_t*(1 - abar_prev))", "the reference's weight: $\\beta_t$ for "
@@ -72,15 +72,6 @@ EXERCISES = [
                   ("k/255", "that maps to $[0, 1]$, not $[-1, 1]$.")),
         near=("2*k/255 + 1", "2*k/254 - 1"), names=("k",), domains={"k": Domain("count", 0, 255)}),
     Compute(
-        key="06-bits-per-dim", chapter=6, title="Nats to bits per dimension",
-        prompt="A model gives an image of $32\\times32\\times3$ values a negative log-likelihood of 6000 nats. "
-               "How many bits per dimension is that? (to 0.1 %)",
-        explanation="Divide by the number of dimensions and by $\\ln 2$: $6000/(3072 \\ln 2) \\approx 2.82$.",
-        value=lambda: 6000 / (3072 * math.log(2)), rel_tol=1e-3, solution="6000/(3072*log(2))",
-        mistakes=((lambda: 6000 / 3072, "that is nats per dimension: divide by $\\ln 2$ as well."),
-                  (lambda: 6000 * math.log(2) / 3072, "multiply by $1/\\ln 2$, not by $\\ln 2$."),
-                  (lambda: 6000 / (1024 * math.log(2)), "each of the 3 colour channels is a dimension: 3072, not 1024."))),
-    Compute(
         key="06-bin-width", chapter=6, title="How wide a bin is",
         prompt="After scaling 256 levels to $[-1, 1]$, the decoder integrates the Gaussian over a bin around each "
                "level. How wide is a bin? (to 0.1 %)",
@@ -89,6 +80,15 @@ EXERCISES = [
         value=lambda: 2 / 255, rel_tol=1e-3, solution="2/255",
         mistakes=((lambda: 1 / 255, "that is the half-width: the integral runs from $x - 1/255$ to $x + 1/255$."),
                   (lambda: 2 / 256, "the 256 levels span 255 gaps: the spacing is $2/255$."))),
+    Compute(
+        key="06-bits-per-dim", chapter=6, title="Nats to bits per dimension",
+        prompt="A model gives an image of $32\\times32\\times3$ values a negative log-likelihood of 6000 nats. "
+               "How many bits per dimension is that? (to 0.1 %)",
+        explanation="Divide by the number of dimensions and by $\\ln 2$: $6000/(3072 \\ln 2) \\approx 2.82$.",
+        value=lambda: 6000 / (3072 * math.log(2)), rel_tol=1e-3, solution="6000/(3072*log(2))",
+        mistakes=((lambda: 6000 / 3072, "that is nats per dimension: divide by $\\ln 2$ as well."),
+                  (lambda: 6000 * math.log(2) / 3072, "multiply by $1/\\ln 2$, not by $\\ln 2$."),
+                  (lambda: 6000 / (1024 * math.log(2)), "each of the 3 colour channels is a dimension: 3072, not 1024."))),
 ]
 
 

@@ -39,8 +39,8 @@ EXERCISES = [
     Derive(
         key="07-mu-theta", chapter=7, title="Algorithm 2's mean",
         prompt="Algorithm 2 draws $x_{t-1} = \\mu_\\theta(x_t, t) + \\sigma_t z$. Write $\\mu_\\theta$ in $x_t$ and the "
-               "network's output $\\epsilon_\\theta$ (<code>eps_theta</code>).",
-        explanation="It is $\\tilde\\mu_t$ in its $\\epsilon$-form with $\\epsilon_\\theta$ for the unknown $\\epsilon$.",
+               "network's output $\\varepsilon_\\theta$ (<code>eps_theta</code>).",
+        explanation="It is $\\tilde\\mu_t$ in its $\\varepsilon$-form with $\\varepsilon_\\theta$ for the unknown $\\varepsilon$.",
         target=S.mu_theta_eps, solution=MU_THETA,
         forms=("x_t/sqrt(alpha_t) - (1 - alpha_t)*eps_theta/sqrt(alpha_t*(1 - abar_t))",
                "(x_t - (1 - alpha_t)/sqrt(1 - abar_prev*alpha_t)*eps_theta)/sqrt(alpha_t)"),
@@ -108,7 +108,7 @@ EXERCISES = [
     Derive(
         key="10-var-xt", chapter=10, title="Gaussian data stay Gaussian",
         prompt="With $x_0 \\sim \\mathcal N(0, s)$ (variance <code>s</code>), write the variance of $x_t$.",
-        explanation="$x_t = \\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\epsilon$ with independent terms: "
+        explanation="$x_t = \\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\varepsilon$ with independent terms: "
                     "$\\bar\\alpha_t s + 1 - \\bar\\alpha_t$.",
         target=lambda n: n["abar_t"] * n["s"] + (1 - n["abar_t"]),
         solution="abar_t*s + 1 - abar_t", forms=("1 - abar_t*(1 - s)", "1 + abar_t*(s - 1)"),
@@ -119,15 +119,15 @@ EXERCISES = [
         domains={"s": POSITIVE}),
     Derive(
         key="10-eps-star", chapter=10, title="The best noise predictor",
-        prompt="For the same Gaussian data, $\\epsilon^*(x_t) = \\mathbb E[\\epsilon\\mid x_t]$ is linear in $x_t$. "
-               "Write it (regression of $\\epsilon$ on $x_t$: covariance over variance).",
-        explanation="$\\mathrm{Cov}(\\epsilon, x_t) = \\sqrt{1-\\bar\\alpha_t}$ and $\\mathrm{Var}(x_t) = "
+        prompt="For the same Gaussian data, $\\varepsilon^*(x_t) = \\mathbb E[\\varepsilon\\mid x_t]$ is linear in $x_t$. "
+               "Write it (regression of $\\varepsilon$ on $x_t$: covariance over variance).",
+        explanation="$\\mathrm{Cov}(\\varepsilon, x_t) = \\sqrt{1-\\bar\\alpha_t}$ and $\\mathrm{Var}(x_t) = "
                     "\\bar\\alpha_t s + 1 - \\bar\\alpha_t$.",
         target=lambda n: sp.sqrt(1 - n["abar_t"]) / (n["abar_t"] * n["s"] + 1 - n["abar_t"]) * n["x_t"],
         solution="sqrt(1 - abar_t)*x_t/(abar_t*s + 1 - abar_t)",
         forms=("x_t*sqrt(1 - abar_t)/(1 - abar_t*(1 - s))", "sqrt(1 - abar_t)/(1 + abar_t*(s - 1))*x_t"),
-        mistakes=(("x_t/sqrt(1 - abar_t)", "that is $\\epsilon$ when $x_0 = 0$: it ignores the signal's variance."),
-                  ("(1 - abar_t)*x_t/(abar_t*s + 1 - abar_t)", "the covariance of $\\epsilon$ and $x_t$ is "
+        mistakes=(("x_t/sqrt(1 - abar_t)", "that is $\\varepsilon$ when $x_0 = 0$: it ignores the signal's variance."),
+                  ("(1 - abar_t)*x_t/(abar_t*s + 1 - abar_t)", "the covariance of $\\varepsilon$ and $x_t$ is "
                    "$\\sqrt{1-\\bar\\alpha_t}$, not $1-\\bar\\alpha_t$.")),
         near=("-sqrt(1 - abar_t)*x_t/(abar_t*s + 1 - abar_t)", "sqrt(1 - abar_t)*x_t/(abar_t*s + 1)"),
         names=("abar_t", "s", "x_t"), domains={"s": POSITIVE}),
@@ -157,9 +157,9 @@ EXERCISES = [
     # ------------------------------------------------------------------ chapter 12
     Derive(
         key="12-x0-hat", chapter=12, title="The guess of the data",
-        prompt="Invert $x_t = \\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\epsilon$ with the network's "
-               "$\\epsilon_\\theta$ for $\\epsilon$: write $\\hat x_0$.",
-        explanation="$\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\epsilon_\\theta)/\\sqrt{\\bar\\alpha_t}$.",
+        prompt="Invert $x_t = \\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\varepsilon$ with the network's "
+               "$\\varepsilon_\\theta$ for $\\varepsilon$: write $\\hat x_0$.",
+        explanation="$\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon_\\theta)/\\sqrt{\\bar\\alpha_t}$.",
         target=lambda n: sp.solve(S.x_t_of_eps.subs(S.eps, S.eps_theta) - S.x_t, S.x_0)[0],
         solution="(x_t - sqrt(1 - abar_t)*eps_theta)/sqrt(abar_t)",
         forms=("x_t/sqrt(abar_t) - sqrt(1/abar_t - 1)*eps_theta", "(x_t - sqrt(1 - abar_t)*eps_theta)/sqrt(alpha_t*abar_prev)"),
@@ -181,7 +181,7 @@ EXERCISES = [
         key="13-eps-implied", chapter=13, title="The ε a guess implies",
         prompt="A denoiser that outputs a guess $\\hat x_0$ (<code>x0hat</code>) implies a noise prediction. "
                "Write it in $x_t$ and $\\hat x_0$.",
-        explanation="Solve $x_t = \\sqrt{\\bar\\alpha_t}\\hat x_0 + \\sqrt{1-\\bar\\alpha_t}\\epsilon$ for $\\epsilon$.",
+        explanation="Solve $x_t = \\sqrt{\\bar\\alpha_t}\\hat x_0 + \\sqrt{1-\\bar\\alpha_t}\\varepsilon$ for $\\varepsilon$.",
         target=lambda n: sp.solve(S.x_t_of_eps.subs(S.x_0, n["x0hat"]) - S.x_t, S.eps)[0],
         solution="(x_t - sqrt(abar_t)*x0hat)/sqrt(1 - abar_t)",
         forms=("x_t/sqrt(1 - abar_t) - sqrt(abar_t/(1 - abar_t))*x0hat", "(x_t - sqrt(alpha_t*abar_prev)*x0hat)/sqrt(1 - abar_t)"),
@@ -192,9 +192,9 @@ EXERCISES = [
     Derive(
         key="13-wrong-threshold", chapter=13, title="When the nearest level is wrong",
         prompt="Levels $h = 2/(K-1)$ apart; the pick of eq. <code>gl-wrong</code> is wrong once "
-               "$|\\epsilon|$ exceeds a threshold. Write it, in <code>abar_t</code> and <code>K</code>.",
-        explanation="The noise $\\sqrt{1-\\bar\\alpha_t}\\epsilon$ must cross half the scaled spacing "
-                    "$\\sqrt{\\bar\\alpha_t}h/2$: $|\\epsilon| > \\frac{\\sqrt{\\bar\\alpha_t}}{(K-1)\\sqrt{1-\\bar\\alpha_t}}$.",
+               "$|\\varepsilon|$ exceeds a threshold. Write it, in <code>abar_t</code> and <code>K</code>.",
+        explanation="The noise $\\sqrt{1-\\bar\\alpha_t}\\varepsilon$ must cross half the scaled spacing "
+                    "$\\sqrt{\\bar\\alpha_t}h/2$: $|\\varepsilon| > \\frac{\\sqrt{\\bar\\alpha_t}}{(K-1)\\sqrt{1-\\bar\\alpha_t}}$.",
         target=lambda n: sp.sqrt(n["abar_t"]) * (2 / (n["K"] - 1)) / 2 / sp.sqrt(1 - n["abar_t"]),
         solution="sqrt(abar_t)/((K - 1)*sqrt(1 - abar_t))",
         forms=("sqrt(abar_t/(1 - abar_t))/(K - 1)", "1/((K - 1)*sqrt(1/abar_t - 1))"),
