@@ -172,3 +172,25 @@ def test_each_exercise_is_shown_once_in_its_chapter_in_bank_order_and_listed():
         assert shown == keys and labels == keys, (path.name, shown, labels, keys)
     listed = re.findall(r"\{ref\}`Exercise (\d+)\.(\d+) <ex-([^>]+)>`", page)
     assert [(int(c), int(n), k) for c, n, k in listed] == [(ex.chapter, ex.number, ex.key) for ex in ALL]
+
+
+def test_jupyter_answer_box_judges_what_is_typed():
+    import ipywidgets as W
+
+    from ddpm_lite.book.exercise_view import widget
+
+    ex = next(ex for ex in DERIVES if ex.key == "02-log-concave")
+    box = widget(ex)
+    text = next(w for w in box.children if isinstance(w, W.Text))
+    verdict, solution = box.children[-2], box.children[-1]
+    text.value = ex.forms[0]
+    assert "Correct" in verdict.value
+    text.value = ex.mistakes[0][0]
+    assert "common mistake" in verdict.value and "concave" in verdict.value
+    text.value = "1/"
+    assert "Cannot read it" in verdict.value
+    show = box.children[-3].children[1]
+    show.click()
+    assert "w^{2}" in solution.value
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and 'class="ddpm-exercise"' in bundle["text/html"]
