@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ddpm_lite.book import exercise_core as C
 from ddpm_lite.book import exercises as E
 from ddpm_lite.book.exercise_view import static_html
 
@@ -79,9 +80,9 @@ def test_undecided_is_never_correct(monkeypatch):
     def cannot_decide(*args, **kwargs):
         raise RuntimeError("undecided")
 
-    monkeypatch.setattr(E.S, "check_identity", cannot_decide)
-    monkeypatch.setattr(E.S, "find_counterexample", lambda *a, **k: None)
-    monkeypatch.setattr(E.sp, "simplify", lambda e, *a, **k: e)  # nor the reparametrised retry
+    monkeypatch.setattr(C.S, "check_identity", cannot_decide)
+    monkeypatch.setattr(C.S, "find_counterexample", lambda *a, **k: None)
+    monkeypatch.setattr(C.sp, "simplify", lambda e, *a, **k: e)  # nor the reparametrised retry
     v = ex.check(answer)
     assert v.status == "undecided" and not v.correct
 
@@ -192,5 +193,5 @@ def test_jupyter_answer_box_judges_what_is_typed():
     show = box.children[-3].children[1]
     show.click()
     assert "w^{2}" in solution.value
-    bundle = ex._repr_mimebundle_()
+    bundle = E.exercise(ex.key)._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and 'class="ddpm-exercise"' in bundle["text/html"]

@@ -38,6 +38,9 @@ BOOK_FLOORS = {
     "book.widgets.base": 11,
     "book.widgets.forward": 12, "book.widgets.posterior": 12, "book.widgets.reverse_chain": 12,
     "book.widgets.__init__": 13,
+    "book.exercise_core": 11, "book.exercise_kinds": 12, "book.exercise_view": 13,
+    "book.exercise_bank.derivation": 13, "book.exercise_bank.derivation_rest": 13, "book.exercise_bank.practice": 13,
+    "book.exercise_bank.__init__": 14, "book.exercises": 15,
 }
 FLOORS = {**LIBRARY_FLOORS, **BOOK_FLOORS}
 BOOK_ONLY_DEPENDENCIES = ("sympy", "ipywidgets", "matplotlib", "IPython", "scipy")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .exercises import AnswerError, Derive, Exercise, Verdict, parse_answer, rich
+from .exercise_core import AnswerError, Derive, Exercise, Verdict, parse_answer, rich
 
 __all__ = ["Compute", "Predict", "SpotError"]
 

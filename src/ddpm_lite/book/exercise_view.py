@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from .display import book_latex
-from .exercises import Exercise, rich
+from .exercise_core import Exercise, rich
 
 __all__ = ["names_html", "static_html", "widget"]
 

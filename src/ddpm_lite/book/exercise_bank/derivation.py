@@ -9,7 +9,8 @@ import math
 import sympy as sp
 
 from .. import symbolic as S
-from ..exercises import COUNT, POSITIVE, REAL, UNIT, Compute, Derive, Domain, SpotError
+from ..exercise_core import COUNT, POSITIVE, REAL, UNIT, Derive, Domain
+from ..exercise_kinds import Compute, SpotError
 
 _POSTERIOR = ["alpha_t", "beta_t", "abar_t", "abar_prev", "x_t", "x_0"]
 MU_TILDE = ("sqrt(abar_prev)*beta_t/(1 - abar_t)*x_0 + sqrt(alpha_t)*(1 - abar_prev)/(1 - abar_t)*x_t")
@@ -202,7 +203,3 @@ EXERCISES = [
         near=("(x_t + beta_t/sqrt(1 - abar_t)*eps)/sqrt(alpha_t)", "(x_t - beta_t/sqrt(1 - abar_prev)*eps)/sqrt(alpha_t)"),
         names=("alpha_t", "beta_t", "abar_t", "x_t", "eps")),
 ]
-
-from .derivation_rest import EXERCISES as _REST  # noqa: E402  (chapters 5–6; keeps files short)
-
-EXERCISES = EXERCISES + _REST

@@ -7,7 +7,8 @@ import math
 import sympy as sp
 
 from .. import symbolic as S
-from ..exercises import Compute, Derive, Domain
+from ..exercise_core import Derive, Domain
+from ..exercise_kinds import Compute
 
 WEIGHT = "beta_t^2/(2*sigma2*alpha_t*(1 - abar_t))"
 

@@ -7,7 +7,8 @@ import math
 import sympy as sp
 
 from .. import symbolic as S
-from ..exercises import COUNT, POSITIVE, REAL, UNIT, Compute, Derive, Domain, Predict
+from ..exercise_core import COUNT, POSITIVE, REAL, UNIT, Derive, Domain
+from ..exercise_kinds import Compute, Predict
 
 MU_THETA = "(x_t - beta_t/sqrt(1 - abar_t)*eps_theta)/sqrt(alpha_t)"
 
