@@ -74,6 +74,7 @@ _FUNCTIONS = {"sqrt": sp.sqrt, "log": sp.log, "exp": sp.exp, "pi": sp.pi}
 _ALLOWED = re.compile(r"[A-Za-z0-9_+\-*/^().,\s]*")
 _NAME = re.compile(r"(?<![0-9.A-Za-z_])[A-Za-z_][A-Za-z0-9_]*")
 MAX_ANSWER = 400
+MAX_EXPONENT = 1000
 
 
 class AnswerError(ValueError):
@@ -103,12 +104,20 @@ def parse_answer(text: str | sp.Expr, names: Mapping[str, sp.Symbol]) -> sp.Expr
         if name not in names and name not in _FUNCTIONS:
             raise AnswerError(f"unknown name '{name}': this exercise uses {', '.join(sorted(names))} "
                               "and the functions sqrt, log, exp, the constant pi.")
+    kwargs = {"local_dict": {**names, **_FUNCTIONS},
+              "global_dict": {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol,
+                              "Mul": sp.Mul, "Add": sp.Add, "Pow": sp.Pow},
+              "transformations": standard_transformations + (rationalize,)}
     try:
-        expr = parse_expr(text.replace("^", "**"), local_dict={**names, **_FUNCTIONS},
-                          global_dict={"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational,
-                                       "Symbol": sp.Symbol},
-                          transformations=standard_transformations + (rationalize,))
-    except (SyntaxError, TypeError, TokenError_, ValueError, AttributeError) as e:
+        # Read unevaluated first: 9^9^9^9 would otherwise be computed, digit by digit, here.
+        raw = parse_expr(text.replace("^", "**"), evaluate=False, **kwargs)
+        if any(isinstance(p, sp.Pow) and p.exp.is_number and abs(sp.N(p.exp, 5)) > MAX_EXPONENT
+               for p in sp.preorder_traversal(raw)):
+            raise AnswerError(f"an exponent above {MAX_EXPONENT} is not an answer here.")
+        expr = parse_expr(text.replace("^", "**"), **kwargs)
+    except AnswerError:
+        raise
+    except (SyntaxError, TypeError, TokenError_, ValueError, AttributeError, OverflowError, NameError) as e:
         raise AnswerError("could not read it as an expression: check the parentheses, and write every "
                           "product with * (2*x_t, not 2 x_t) and powers with ^.") from e
     if not isinstance(expr, sp.Expr) or expr.has(sp.zoo, sp.nan):
