@@ -102,7 +102,8 @@
 
     function tex(node, data) {
       return node.toTex({ parenthesis: "auto", implicit: "show", handler: function (n) {
-        if (n.isSymbolNode && data.tex && data.tex[n.name]) return data.tex[n.name];
+        // In braces: math.js writes "\\cdot" right before a symbol, and "\\cdotx_{0}" is no macro.
+        if (n.isSymbolNode && data.tex && data.tex[n.name]) return "{" + data.tex[n.name] + "}";
         return undefined;
       } });
     }

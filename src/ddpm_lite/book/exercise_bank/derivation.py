@@ -30,7 +30,7 @@ def _gap_target(n: dict) -> sp.Expr:
 EXERCISES = [
     # ------------------------------------------------------------------ chapter 1
     Derive(
-        key="01-abar-constant-beta", chapter=1, title="ᾱ_t for a constant β",
+        key="01-abar-constant-beta", chapter=1, title="ᾱₜ for a constant β",
         prompt="With the same $\\beta$ at every step, write $\\bar\\alpha_t = \\prod_{s=1}^{t} \\alpha_s$ "
                "in closed form, in <code>beta</code> and <code>t</code>.",
         explanation="Every factor is $\\alpha_s = 1 - \\beta$, and there are $t$ of them.",
@@ -154,7 +154,7 @@ EXERCISES = [
                     near=("E - 2*C",), names=("C", "E"), domains={"C": REAL, "E": REAL})),
     # ------------------------------------------------------------------ chapter 4
     Derive(
-        key="04-mu-tilde", chapter=4, title="The posterior mean μ̃_t",
+        key="04-mu-tilde", chapter=4, title="The posterior mean μ̃ₜ",
         prompt="Complete the square and write $\\tilde\\mu_t(x_t, x_0)$, the mean of $q(x_{t-1}\\mid x_t, x_0)$, "
                "in $x_t$ and $x_0$.",
         explanation="$\\tilde\\mu_t = B/P$ with $P = \\alpha_t/\\beta_t + 1/(1-\\bar\\alpha_{t-1}) = "
@@ -176,7 +176,7 @@ EXERCISES = [
         near=(MU_TILDE.replace("+ sqrt(alpha_t)", "- sqrt(alpha_t)"), MU_TILDE.replace("*beta_t/", "/")),
         names=(*_POSTERIOR, "alpha_prev")),
     Derive(
-        key="04-beta-tilde", chapter=4, title="The posterior variance β̃_t",
+        key="04-beta-tilde", chapter=4, title="The posterior variance β̃ₜ",
         prompt="Write $\\tilde\\beta_t$, the variance of $q(x_{t-1}\\mid x_t, x_0)$ (one over the precision $P$).",
         explanation="$P = \\frac{\\alpha_t}{\\beta_t} + \\frac{1}{1-\\bar\\alpha_{t-1}} = "
                     "\\frac{1-\\bar\\alpha_t}{\\beta_t(1-\\bar\\alpha_{t-1})}$, so "

@@ -20,7 +20,7 @@ def _weight_target(n: dict) -> sp.Expr:
 
 EXERCISES = [
     Derive(
-        key="05-eps-weight", chapter=5, title="The weight of ‖ε − ε_θ‖² in L_{t−1}",
+        key="05-eps-weight", chapter=5, title="The weight of the noise error in Lₜ₋₁",
         prompt="With $\\mu_\\theta = (x_t - \\frac{\\beta_t}{\\sqrt{1-\\bar\\alpha_t}}\\varepsilon_\\theta)/\\sqrt{\\alpha_t}$, "
                "$\\frac{1}{2\\sigma_t^2}\\|\\tilde\\mu_t - \\mu_\\theta\\|^2 = \\lambda_t\\,\\|\\varepsilon - \\varepsilon_\\theta\\|^2$. "
                "Write $\\lambda_t$.",
@@ -37,7 +37,7 @@ EXERCISES = [
               "-" + WEIGHT),
         names=("alpha_t", "beta_t", "abar_t", "abar_prev", "sigma2")),
     Derive(
-        key="05-weight-at-beta-tilde", chapter=5, title="The weight with σ_t² = β̃_t",
+        key="05-weight-at-beta-tilde", chapter=5, title="The weight with σₜ² = β̃ₜ",
         prompt="Put $\\sigma_t^2 = \\tilde\\beta_t = \\frac{1-\\bar\\alpha_{t-1}}{1-\\bar\\alpha_t}\\beta_t$ into "
                "$\\lambda_t = \\frac{\\beta_t^2}{2\\sigma_t^2\\alpha_t(1-\\bar\\alpha_t)}$ and simplify.",
         explanation="$1-\\bar\\alpha_t$ cancels and one $\\beta_t$ with it: "

@@ -63,7 +63,7 @@ EXERCISES = [
         "the last frame is the mean of the step before."),
     # ------------------------------------------------------------------ chapter 8
     Derive(
-        key="08-LT-bits", chapter=8, title="L_T in bits per dimension",
+        key="08-LT-bits", chapter=8, title="The prior term in bits per dimension",
         prompt="Data with $\\mathbb E[x_0^2] = m$ per dimension; the prior is $\\mathcal N(0, I)$. Write "
                "$L_T$ per dimension in bits, in <code>abar_T</code> ($\\bar\\alpha_T$) and <code>m</code>.",
         explanation="$\\mathrm{KL}(\\mathcal N(\\sqrt{\\bar\\alpha_T}x_0, 1-\\bar\\alpha_T)\\|\\mathcal N(0,1)) = "
@@ -78,7 +78,7 @@ EXERCISES = [
         near=("(abar_T*m - log(1 - abar_T))/(2*log(2))", "(abar_T*m - abar_T - log(1 - abar_T))/log(2)"),
         names=("abar_T", "m"), domains={"abar_T": UNIT, "m": POSITIVE}),
     Compute(
-        key="08-LT-linear", chapter=8, title="L_T of the linear schedule",
+        key="08-LT-linear", chapter=8, title="The prior term of the linear schedule",
         prompt="For the linear schedule with $T = 1000$ and data with $\\mathbb E[x_0^2] = 0.25$, how many bits "
                "per dimension is $L_T$? (<code>NoiseSchedule.prior_kl_per_dim</code> gives nats; to 1 %)",
         explanation="<code>NoiseSchedule.linear(1000).prior_kl_per_dim(0.25) / log(2)</code>: a few $10^{-5}$ "
