@@ -124,12 +124,12 @@ def _cases() -> list[tuple[str, dict, str, object]]:
     out = []
     for ex in DERIVES:
         data = ex.browser_data()
-        for text in (ex.solution, *ex.forms, *(m for m, _ in ex.mistakes), *ex.near, *UNREADABLE[:6]):
+        for text in (ex.solution, *ex.forms, *(m for m, _ in ex.mistakes), *ex.near, *UNREADABLE):
             out.append((ex, data, text, None))
     for ex in COMPUTES:
         data = ex.browser_data()
         wrong = repr(ex.answer() * 1.5 + 1)
-        for text in (ex.solution or repr(ex.answer()), *(repr(float(w())) for w, _ in ex.mistakes), wrong, "x"):
+        for text in (ex.solution or repr(ex.answer()), *(repr(float(w())) for w, _ in ex.mistakes), wrong, "x", "2^2000"):
             out.append((ex, data, text, None))
     for ex in ALL:
         if ex.kind in ("spot the error", "predict, then run"):

@@ -12,7 +12,7 @@
   "use strict";
   var FUNCTIONS = { sqrt: 1, log: 1, exp: 1 };
   var OPS = { "+": 1, "-": 1, "*": 1, "/": 1, "^": 1 };
-  var POINTS = 24, NEEDED = 6, MAX = 400;
+  var POINTS = 24, NEEDED = 6, MAX = 400, MAX_EXPONENT = 1000;
 
   function makeJudge(math) {
     function unparsable(message) { return { status: "unparsable", message: message }; }
@@ -40,6 +40,14 @@
       }).length === 0;
       if (!ok) return unparsable("could not read it as an expression: check the parentheses, and write every "
                                  + "product with * (2*x_t, not 2 x_t) and powers with ^.");
+      // As in Python: a numeric exponent above MAX_EXPONENT (9^9^9^9) is refused, not computed.
+      var huge = node.filter(function (n) {
+        if (!(n.isOperatorNode && n.op === "^")) return false;
+        var e = n.args[1];
+        if (e.filter(function (m) { return m.isSymbolNode && m.name !== "pi" && !FUNCTIONS[m.name]; }).length) return false;
+        try { return !(Math.abs(e.evaluate()) <= MAX_EXPONENT); } catch (err) { return false; }
+      }).length;
+      if (huge) return unparsable("an exponent above " + MAX_EXPONENT + " is not an answer here.");
       return { node: node, code: node.compile() };
     }
 
