@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import sympy as sp
 
 from ddpm_lite.book import exercise_core as C
 from ddpm_lite.book import exercises as E
@@ -196,3 +197,11 @@ def test_jupyter_answer_box_judges_what_is_typed():
     assert "w^{2}" in solution.value
     bundle = E.exercise(ex.key)._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and 'class="ddpm-exercise"' in bundle["text/html"]
+
+
+def test_numbers_in_the_precision_hint_are_the_engines():
+    ex = E.exercise("04-reference-precision").exercise
+    at = {C.S.alpha_t: sp.Rational(9, 10), C.S.abar_prev: sp.Rational(1, 2)}
+    reference = C.S.to_free(1 / C.S.beta_t + 1 / (1 - C.S.abar_prev)).subs(at)
+    density = C.S.complete_the_square()["precision"].subs(at)
+    assert f"gives {reference}, the density {density}." in ex.choices[3][1]

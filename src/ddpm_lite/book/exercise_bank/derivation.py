@@ -202,4 +202,29 @@ EXERCISES = [
                    "$\\sqrt{\\alpha_t}$, not $\\sqrt{\\bar\\alpha_t}$.")),
         near=("(x_t + beta_t/sqrt(1 - abar_t)*eps)/sqrt(alpha_t)", "(x_t - beta_t/sqrt(1 - abar_prev)*eps)/sqrt(alpha_t)"),
         names=("alpha_t", "beta_t", "abar_t", "x_t", "eps")),
+    SpotError(
+        key="04-reference-precision", chapter=4, title="The reference's posterior precision",
+        prompt="The reference's Appendix A collects the $x_{t-1}^2$ terms into the precision "
+               "$\\frac{1}{\\beta_t} + \\frac{1}{1-\\bar\\alpha_{t-1}}$. What is wrong? Then write the right precision.",
+        explanation="As a function of $x_{t-1}$, $q(x_t\\mid x_{t-1}) \\propto \\exp(-\\alpha_t (x_{t-1} - x_t/\\sqrt{\\alpha_t})^2"
+                    "/(2\\beta_t))$: its precision in $x_{t-1}$ is $\\alpha_t/\\beta_t$. The reference's later false identity "
+                    "for $1-\\bar\\alpha_t$ cancels this error (pitfalls page).",
+        choices=(("$1/\\beta_t$ is the precision in $x_t$; in $x_{t-1}$ it is $\\alpha_t/\\beta_t$",
+                  "right: the forward step scales $x_{t-1}$ by $\\sqrt{\\alpha_t}$."),
+                 ("The second term should be $1/\\bar\\alpha_{t-1}$", "no: $q(x_{t-1}\\mid x_0)$ has variance "
+                  "$1-\\bar\\alpha_{t-1}$, so that term is right."),
+                 ("Precisions of two Gaussian factors do not add", "they do: the exponents add, and so do the "
+                  "coefficients of $x_{t-1}^2$."),
+                 ("Nothing: it is correct", "it is not: at $\\alpha_t = 0.9$, $\\bar\\alpha_{t-1} = 0.5$ it gives 12, "
+                  "the density 11.")),
+        answer_index=0,
+        form=Derive(key="04-reference-precision-form", chapter=4, title="", prompt="", explanation="",
+                    target=lambda n: S.complete_the_square()["precision"],
+                    solution="alpha_t/beta_t + 1/(1 - abar_prev)",
+                    forms=("(1 - abar_t)/(beta_t*(1 - abar_prev))",
+                           "(alpha_t*(1 - abar_prev) + beta_t)/(beta_t*(1 - abar_prev))"),
+                    mistakes=(("1/beta_t + 1/(1 - abar_prev)", "that is the reference's line: $1/\\beta_t$ is the "
+                               "precision in $x_t$, not in $x_{t-1}$."),),
+                    near=("alpha_t/beta_t - 1/(1 - abar_prev)", "alpha_t/beta_t + 1/(1 - abar_t)"),
+                    names=("alpha_t", "beta_t", "abar_t", "abar_prev"))),
 ]
