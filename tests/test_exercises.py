@@ -205,3 +205,12 @@ def test_numbers_in_the_precision_hint_are_the_engines():
     reference = C.S.to_free(1 / C.S.beta_t + 1 / (1 - C.S.abar_prev)).subs(at)
     density = C.S.complete_the_square()["precision"].subs(at)
     assert f"gives {reference}, the density {density}." in ex.choices[3][1]
+
+
+def test_the_short_chain_prediction_is_what_the_library_computes():
+    from ddpm_lite import NoiseSchedule
+
+    ex = E.exercise("01-short-chain").exercise
+    assert ex.answer_index == 0 and "orders of magnitude" in ex.choices[0][0]
+    long, short = (float(NoiseSchedule.linear(T).prior_kl_per_dim(0.25)) for T in (1000, 100))
+    assert short > 100 * long

@@ -10,7 +10,7 @@ import sympy as sp
 
 from .. import symbolic as S
 from ..exercise_core import COUNT, POSITIVE, REAL, UNIT, Derive, Domain
-from ..exercise_kinds import Compute, SpotError
+from ..exercise_kinds import Compute, Predict, SpotError
 
 _POSTERIOR = ["alpha_t", "beta_t", "abar_t", "abar_prev", "x_t", "x_0"]
 MU_TILDE = ("sqrt(abar_prev)*beta_t/(1 - abar_t)*x_0 + sqrt(alpha_t)*(1 - abar_prev)/(1 - abar_t)*x_t")
@@ -70,6 +70,20 @@ EXERCISES = [
                    "far off (and negative)."),
                   (lambda: math.sqrt(_linear().alpha_bars[-1]),
                    "that is $\\sqrt{\\bar\\alpha_T}$, the scale of the signal, not $\\bar\\alpha_T$."))),
+    Predict(
+        key="01-short-chain", chapter=1, title="A shorter chain",
+        prompt="Keep $\\beta_1 = 10^{-4}$ and $\\beta_T = 0.02$ but shorten the chain from $T = 1000$ to $T = 100$. "
+               "What happens to the prior term $L_T$?",
+        explanation="With ten times fewer steps the $\\beta_t$ sum to a tenth as much, $\\bar\\alpha_T$ is no longer "
+                    "near 0, and $x_T$ keeps a visible part of the data: $L_T$ grows by orders of magnitude (the "
+                    "short-chain pitfall above).",
+        choices=(("It grows by orders of magnitude", "right: $\\bar\\alpha_T = \\prod_t(1-\\beta_t)$ is far from 0 "
+                  "with 100 steps."),
+                 ("It stays the same: it depends only on $\\beta_T$", "no: it depends on $\\bar\\alpha_T$, the "
+                  "product of all $1-\\beta_t$."),
+                 ("It shrinks: fewer steps, fewer terms", "no: $L_T$ is one term, and it measures how much data is left "
+                  "at $t = T$.")),
+        answer_index=0, run="Then drag $T$ in the explorer below from 1000 to 100 and read $L_T$ under the picture."),
     # ------------------------------------------------------------------ chapter 2
     Derive(
         key="02-log-concave", chapter=2, title="Why Jensen applies",
