@@ -22,16 +22,23 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-# MathJax, served from _static so the built book needs no CDN.  Fetched once from the npm
-# registry at a pinned version.  (The explorers need no widget manager: they render as our own
+# MathJax and math.js, served from _static so the built book needs no CDN.  Fetched once from
+# the npm registry at pinned versions.  (The explorers need no widget manager: they render as our own
 # small viewers, book/_static/ddpm_frames.js and schedule_explorer.js.)
 vendor: $(VENDOR_STAMP)
 MATHJAX_VERSION := 3.2.2
+# math.js parses the reader's answer to an exercise in the built book (book/_static/exercises.js).
+MATHJS_VERSION := 15.2.0
 $(VENDOR_STAMP): Makefile
 	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/.tmp
 	cd $(VENDOR)/.tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null
 	mkdir -p $(VENDOR)/mathjax
 	tar xzf $(VENDOR)/.tmp/mathjax-$(MATHJAX_VERSION).tgz -C $(VENDOR)/mathjax --strip-components=1 package/es5 package/LICENSE
+	cd $(VENDOR)/.tmp && npm pack --silent mathjs@$(MATHJS_VERSION) >/dev/null
+	mkdir -p $(VENDOR)/mathjs
+	tar xzf $(VENDOR)/.tmp/mathjs-$(MATHJS_VERSION).tgz -C $(VENDOR)/.tmp package/lib/browser/math.js package/LICENSE
+	sed '/^\/\/# sourceMappingURL=/d' $(VENDOR)/.tmp/package/lib/browser/math.js > $(VENDOR)/mathjs/math.js
+	cp $(VENDOR)/.tmp/package/LICENSE $(VENDOR)/mathjs/LICENSE
 	rm -rf $(VENDOR)/.tmp
 	@touch $@
 

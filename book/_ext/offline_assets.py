@@ -4,6 +4,8 @@
   script that names thebe's CDN address into every page.  Nothing loads it unless a reader
   presses a launch button we do not show, but a page that reads offline should not mention
   a CDN at all, so those two scripts are dropped.
+* Exercises (``div.ddpm-exercise``) load the vendored math.js and ``exercises.js``, on the
+  pages that have one.
 * The explorers of the book render, without a kernel, as our own small viewers
   (``schedule_explorer.js``, ``ddpm_frames.js``, ``widgets.css``); only pages that hold one
   load them.  Notebook outputs are shown as that HTML, not as ipywidgets views
@@ -18,8 +20,11 @@ from __future__ import annotations
 EXPLORER_ASSETS = {
     "ddpm-schedule-explorer": ["schedule_explorer.js"],
     "ddpm-frames": ["ddpm_frames.js"],
+    # An exercise's answer box: the vendored parser, then the one checker shared by every page.
+    "ddpm-exercise": ["vendor/mathjs/math.js", "exercises.js"],
 }
 EXPLORER_CSS = "widgets.css"
+EXERCISE_CSS = "exercises.css"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
@@ -33,11 +38,13 @@ def _is_dropped(js) -> bool:
 
 def _page_assets(app, pagename, templatename, context, doctree) -> None:
     body = context.get("body") or ""
-    used = [js for marker, files in EXPLORER_ASSETS.items() if f'class="{marker}' in body for js in files]
-    if used:
+    markers = [marker for marker in EXPLORER_ASSETS if f'class="{marker}' in body]
+    if any(marker != "ddpm-exercise" for marker in markers):
         app.add_css_file(EXPLORER_CSS)
-        for js in used:
-            app.add_js_file(js)
+    if "ddpm-exercise" in markers:
+        app.add_css_file(EXERCISE_CSS)
+    for js in (js for marker in markers for js in EXPLORER_ASSETS[marker]):
+        app.add_js_file(js)
     scripts = context.get("script_files")
     if scripts:
         scripts[:] = [js for js in scripts if not _is_dropped(js)]  # in place: the builder owns the list

@@ -1,0 +1,8 @@
+"""The book's exercises as data, one module per group of chapters (see ddpm_lite.book.exercises)."""
+
+from .derivation import EXERCISES as _CH1_4
+from .derivation_rest import EXERCISES as _CH5_6
+from .practice import EXERCISES as _CH7_13
+
+#: Every exercise, in chapter order (numbered within its chapter by ``all_exercises``).
+BANK = sorted(_CH1_4 + _CH5_6 + _CH7_13, key=lambda ex: ex.chapter)
