@@ -164,7 +164,7 @@ class Verdict:
 
 
 def _value(v: sp.Expr) -> str:
-    return S._number(v)
+    return S.format_number(v)
 
 
 def _point(point: Mapping[sp.Symbol, sp.Expr]) -> str:

@@ -13,7 +13,7 @@ from .verdict import (
     alpha_t, alpha_prev, abar_prev, beta_t, abar_t, sigma2, x_0, x_t, x_prev, eps, eps_theta, mu_theta,
     RELATIONS, to_free, unit_interval_symbol, Step, check_identity, find_counterexample, provably_positive,
     log_expansion_is_sound, log_normal,
-    gaussian_kl, evaluate_on_schedule,
+    gaussian_kl, evaluate_on_schedule, format_number,
 )
 from .elbo import (
     elbo_log_of_product, log_concavity, telescoping_product, telescoping_sum_reference,
@@ -33,7 +33,7 @@ __all__ = [
     "alpha_t", "alpha_prev", "abar_prev", "beta_t", "abar_t", "sigma2", "x_0", "x_t", "x_prev", "eps",
     "eps_theta", "mu_theta", "RELATIONS", "to_free", "unit_interval_symbol", "Step", "check_identity",
     "find_counterexample", "provably_positive", "log_expansion_is_sound", "log_normal", "gaussian_kl",
-    "evaluate_on_schedule",  # verdict
+    "evaluate_on_schedule", "format_number",  # verdict
     "elbo_log_of_product", "log_concavity", "telescoping_product", "telescoping_sum_reference",
     "gaussian_kl_by_integration", "kl_reference_first_line", "kl_corrected_first_line", "joint_both_ways",  # elbo
     "beta_tilde", "mu_tilde", "mu_tilde_eps", "x_t_of_eps", "x_0_of_eps", "forward_step_in_x_prev",

@@ -30,7 +30,7 @@ __all__ = [
     "alpha_t", "alpha_prev", "abar_prev", "beta_t", "abar_t", "sigma2", "x_0", "x_t", "x_prev",
     "eps", "eps_theta", "mu_theta", "RELATIONS", "to_free", "unit_interval_symbol",
     "Step", "check_identity", "find_counterexample", "provably_positive", "log_expansion_is_sound",
-    "log_normal", "gaussian_kl", "evaluate_on_schedule",
+    "log_normal", "gaussian_kl", "evaluate_on_schedule", "format_number",
 ]
 
 # ----------------------------------------------------------------------------- symbols
@@ -107,12 +107,12 @@ class Step:
         if self.holds:
             return f"<p><strong>{html.escape(self.name)}</strong>: holds (sympy).</p>{eq}"
         point = ", ".join(math(f"{sp.latex(k)} = {sp.latex(v)}", False) for k, v in self.counterexample.items())
-        lv, rv = (_number(v) for v in self.values)
+        lv, rv = (format_number(v) for v in self.values)
         return (f"<p><strong>{html.escape(self.name)}</strong>: FALSE (sympy).</p>{eq}"
                 f"<p>Counterexample: {point}: left side {lv}, right side {rv}.</p>")
 
 
-def _number(value: sp.Expr) -> str:
+def format_number(value: sp.Expr) -> str:
     """A value for the page, 6 significant digits; complex where a log met a negative number."""
     z = complex(sp.N(value, 30))
     return f"{z.real:.6g}" if z.imag == 0 else f"{z.real:.6g} {'+' if z.imag > 0 else '−'} {abs(z.imag):.6g}i"
