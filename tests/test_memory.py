@@ -26,7 +26,8 @@ def test_estimating_a_huge_batch_allocates_nothing_and_is_quick() -> None:
     assert time.monotonic() - t0 < 30
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing real
     assert need["activations"] > 1e12  # attention over 256x256 positions: terabytes
-    with pytest.raises(MemoryEstimateError, match=r"needs about .* GB \(activations .*, model .*\), but cpu has 16 GB free; "
+    with pytest.raises(MemoryEstimateError,
+                       match=r"needs about .* GB \(activations .*, model .*\), but cpu has 16 GB free; "
                                                    r"lower --image-size"):
         check_fits(need, torch.device("cpu"), what="training", fix="lower --image-size", available=16 * 10**9)
 
