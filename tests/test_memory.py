@@ -28,7 +28,7 @@ def test_estimating_a_huge_batch_allocates_nothing_and_is_quick() -> None:
     assert need["activations"] > 1e12  # attention over 256x256 positions: terabytes
     with pytest.raises(MemoryEstimateError,
                        match=r"needs about .* GB \(activations .*, model .*\), but cpu has 16 GB free; "
-                                                   r"lower --image-size"):
+                       r"lower --image-size"):
         check_fits(need, torch.device("cpu"), what="training", fix="lower --image-size", available=16 * 10**9)
 
 

@@ -61,7 +61,7 @@ def _try_lock(fd: int) -> bool:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     except (BlockingIOError, PermissionError):
         return False
-    except OSError as exc:  # pragma: no cover - msvcrt reports a held lock as EACCES/EDEADLOCK
+    except OSError:  # pragma: no cover - msvcrt reports a held lock as EACCES/EDEADLOCK
         if fcntl is None:
             return False
         raise
