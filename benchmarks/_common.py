@@ -32,7 +32,7 @@ def save_npy(path: str | os.PathLike | None, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` atomically (no half-written .npy if interrupted)."""
     if path is None:
         return
-    from ddpm_lite.checkpoint import atomic_write_bytes
+    from ddpm_lite.runs.checkpoint import atomic_write_bytes
 
     buf = io.BytesIO()
     np.save(buf, array)

@@ -1,5 +1,5 @@
 """Digits quality at a fixed CPU budget: train S seconds, draw 300 samples with 1000 ancestral
-steps (or ``--sample-steps K`` < 1000 calls of DPM-Solver++(2M), ``ddpm_lite.solvers``), report the Fréchet distance (ddpm_lite.metrics.digits_fd) against the 300 test images
+steps (or ``--sample-steps K`` < 1000 calls of DPM-Solver++(2M), ``ddpm_lite.sampling``), report the Fréchet distance (ddpm_lite.data.metrics.digits_fd) against the 300 test images
 and the data's own noise floor (300 train vs 300 test).
 
     python benchmarks/digits.py --seconds 60 --seed 0 --out runs/bench/digits_s0.npy
@@ -18,8 +18,9 @@ import torch  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, digits  # noqa: E402
-from ddpm_lite.metrics import digits_fd, digits_fd_floor  # noqa: E402
-from ddpm_lite.models import MLPDenoiser, UNet, count_parameters  # noqa: E402
+from ddpm_lite.data.metrics import digits_fd, digits_fd_floor  # noqa: E402
+from ddpm_lite.nets import MLPDenoiser, UNet, count_parameters  # noqa: E402
+from ddpm_lite.sampling import SamplerConfig  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 MODELS = {
@@ -53,12 +54,9 @@ def main() -> None:
                    checkpoint_every=10**9, metadata={"data": "digits", "num_levels": DIGITS_LEVELS})
     gen = torch.Generator().manual_seed(1000 + args.seed)
     t0 = time.perf_counter()
+    how = SamplerConfig("ancestral") if args.sample_steps >= T else SamplerConfig("dpm++", args.sample_steps)
     with torch.no_grad():
-        if args.sample_steps >= T:
-            x = diffusion.sample(result.ema_model, (args.samples, 1, 8, 8), generator=gen, device="cpu")
-        else:
-            x = diffusion.dpm_solver_sample(result.ema_model, (args.samples, 1, 8, 8), steps=args.sample_steps,
-                                            generator=gen, device="cpu")
+        x = diffusion.sample(result.ema_model, (args.samples, 1, 8, 8), generator=gen, device="cpu", sampler=how)
     sample_s = time.perf_counter() - t0
     save_npy(args.out, x[:, 0].numpy())
     fd, floor, floor4 = digits_fd(x), digits_fd_floor(), digits_fd_floor(subsets=4)

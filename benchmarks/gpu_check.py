@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.cli import load_run  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, digits, swiss_roll  # noqa: E402
-from ddpm_lite.models import MLPDenoiser, UNet  # noqa: E402
+from ddpm_lite.nets import MLPDenoiser, UNet  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 

@@ -31,12 +31,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
-from ddpm_lite.checkpoint import has_checkpoint  # noqa: E402
+from ddpm_lite.runs.checkpoint import has_checkpoint  # noqa: E402
 from ddpm_lite.cli import load_run  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, digits  # noqa: E402
-from ddpm_lite.levels import LevelPosteriorDenoiser  # noqa: E402
-from ddpm_lite.models import UNet  # noqa: E402
-from ddpm_lite.resample import ImportanceSampler  # noqa: E402
+from ddpm_lite.nets.levels import LevelPosteriorDenoiser  # noqa: E402
+from ddpm_lite.nets import UNet  # noqa: E402
+from ddpm_lite.training.timesteps import ImportanceSampler  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 #: The recipe the flags default to (chosen by the ablation in benchmarks/README.md).
@@ -103,7 +103,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of init, batches, t and ε (default 0)")
     p.add_argument("--run", default=None, help="score this checkpoint directory instead (or train into it)")
     p.add_argument("--denoiser", default=RECIPE["denoiser"], choices=("levels", "eps"),
-                   help="levels: the level-posterior U-Net (ddpm_lite.levels); eps: the plain ε U-Net")
+                   help="levels: the level-posterior U-Net (ddpm_lite.nets.levels); eps: the plain ε U-Net")
     p.add_argument("--variance", default=RECIPE["variance"], choices=("beta", "beta_tilde", "learned"))
     p.add_argument("--loss", default=RECIPE["loss"], choices=("simple", "vb", "hybrid"))
     p.add_argument("--schedule", default=RECIPE["schedule"], choices=("linear", "cosine"))

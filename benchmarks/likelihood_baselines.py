@@ -2,7 +2,7 @@
 
 All three are exact discrete log-likelihoods of the 17-level test digits (the same 300
 images, the same levels, that ``GaussianDiffusion.bits_per_dim`` scores), fitted on the
-1497 training digits only (definitions in ``ddpm_lite.baselines``):
+1497 training digits only (definitions in ``ddpm_lite.data.baselines``):
 
 * ``uniform``: every pixel uniform over the 17 levels, log₂ 17 bits/dim;
 * ``per_pixel``: an independent 17-way categorical per pixel, add-one smoothed;
@@ -26,7 +26,7 @@ from _common import THREADS, emit, setup
 
 import torch  # noqa: E402
 
-from ddpm_lite.baselines import autoregressive_bpd, per_pixel_bpd, uniform_bpd  # noqa: E402
+from ddpm_lite.data.baselines import autoregressive_bpd, per_pixel_bpd, uniform_bpd  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, digits, from_model_range  # noqa: E402
 
 #: The inverse L2 strength of the autoregressive baseline (see the module docstring).

@@ -15,8 +15,8 @@ from _common import THREADS, emit, save_npy, setup
 import torch  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
-from ddpm_lite.metrics import sliced_wasserstein2, swiss_roll_benchmark_data, swiss_roll_sw2_floor  # noqa: E402
-from ddpm_lite.models import MLPDenoiser, count_parameters  # noqa: E402
+from ddpm_lite.data.metrics import sliced_wasserstein2, swiss_roll_benchmark_data, swiss_roll_sw2_floor  # noqa: E402
+from ddpm_lite.nets import MLPDenoiser, count_parameters  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 

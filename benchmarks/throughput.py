@@ -7,7 +7,7 @@ The reference ("plain") is what a reader would write from a tutorial: a 3×128 R
 ancestral sampler, all in readable eager PyTorch (no EMA, no clipping).  Measured:
 
   * training steps/s (batch 128) of the plain loop, of ``ddpm_lite.training.train`` eager,
-    and of ``train(compile=True)`` (the compiled whole step, :mod:`ddpm_lite.fast_step`):
+    and of ``train(compile=True)`` (the compiled whole step, :mod:`ddpm_lite.training.step`):
     rates over the steps after the first 20 % of each run, so compilation and warm-up are
     excluded (the compile time is reported separately);
   * 5000 points: the plain loop's 1000-step sampler against ddpm_lite's DPM-Solver++(2M) at
@@ -30,8 +30,8 @@ from torch import nn  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS  # noqa: E402
-from ddpm_lite.metrics import sliced_wasserstein2, swiss_roll_benchmark_data  # noqa: E402
-from ddpm_lite.models import MLPDenoiser, UNet  # noqa: E402
+from ddpm_lite.data.metrics import sliced_wasserstein2, swiss_roll_benchmark_data  # noqa: E402
+from ddpm_lite.nets import MLPDenoiser, UNet  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 T = 1000

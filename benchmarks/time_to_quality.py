@@ -10,7 +10,7 @@ counted) to keep a copy of the EMA weights; afterwards samples and scores every 
 
 Scores, against *stable* floors (the mean over 4 disjoint train subsets, so the reference is
 not one lucky or unlucky draw):
-  * digits: FD of 300 samples vs the 300 test images (``ddpm_lite.metrics.digits_fd``), floor the
+  * digits: FD of 300 samples vs the 300 test images (``ddpm_lite.data.metrics.digits_fd``), floor the
     mean FD of the four disjoint 300-image train subsets;
   * swiss roll: SW2 of 5000 samples vs the 5000 test points, floor the mean SW2 of the four
     disjoint 5000-point train subsets.
@@ -39,8 +39,9 @@ import torch  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, DIGITS_TEST, digits  # noqa: E402
-from ddpm_lite.metrics import digits_fd, digits_fd_floor, sliced_wasserstein2, swiss_roll_benchmark_data  # noqa: E402
-from ddpm_lite.models import MLPDenoiser, UNet  # noqa: E402
+from ddpm_lite.data.metrics import digits_fd, digits_fd_floor, sliced_wasserstein2, swiss_roll_benchmark_data  # noqa: E402
+from ddpm_lite.nets import MLPDenoiser, UNet  # noqa: E402
+from ddpm_lite.sampling import SamplerConfig, SamplerKind  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 T = 1000
@@ -90,16 +91,12 @@ def train_to_marks(make_model, diffusion, data, marks, seed: int, lr: float, fas
     return snaps
 
 
-def draw(diffusion, model, shape, steps: int, seed: int, sampler: str = "dpm++") -> tuple[torch.Tensor, float]:
+def draw(diffusion, model, shape, steps: int, seed: int, sampler: SamplerKind = "dpm++") -> tuple[torch.Tensor, float]:
     gen = torch.Generator().manual_seed(1000 + seed)
     t0 = time.perf_counter()
+    how = SamplerConfig("ancestral") if steps >= diffusion.T else SamplerConfig(sampler, steps)
     with torch.no_grad():
-        if steps >= diffusion.T:
-            x = diffusion.sample(model, shape, generator=gen, device="cpu")
-        elif sampler == "ddim":
-            x = diffusion.ddim_sample(model, shape, steps=steps, generator=gen, device="cpu")
-        else:
-            x = diffusion.dpm_solver_sample(model, shape, steps=steps, generator=gen, device="cpu")
+        x = diffusion.sample(model, shape, generator=gen, device="cpu", sampler=how)
     return (x[:, 0] if x.dim() == 4 else x), time.perf_counter() - t0
 
 

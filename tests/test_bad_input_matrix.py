@@ -28,13 +28,14 @@ import torch
 import ddpm_lite
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
 from ddpm_lite import data as D
-from ddpm_lite.checkpoint import CheckpointError, load_checkpoint
+from ddpm_lite.runs.checkpoint import CheckpointError, load_checkpoint
 from ddpm_lite.cli import main as cli_main
 from ddpm_lite.gaussian import discretized_gaussian_log_likelihood, normal_kl
-from ddpm_lite.models import MLPDenoiser, UNet, timestep_embedding
-from ddpm_lite.levels import LevelPosteriorDenoiser
-from ddpm_lite.networks import build_model
-from ddpm_lite.training import resolve_device, train
+from ddpm_lite.nets import MLPDenoiser, UNet, timestep_embedding
+from ddpm_lite.nets.levels import LevelPosteriorDenoiser
+from ddpm_lite.nets import build_model
+from ddpm_lite.plumbing import resolve_device
+from ddpm_lite.training import train
 
 PKG = Path(ddpm_lite.__file__).resolve().parent
 SRC = str(PKG.parent)
@@ -769,7 +770,7 @@ def test_gpu_checkpoint_resumes_on_cpu(run_dir, tmp_path):
     """A run saved with a CUDA generator (state faked: this machine may have no GPU) resumes on a CPU."""
     import json
 
-    from ddpm_lite.checkpoint import state_digest
+    from ddpm_lite.runs.checkpoint import state_digest
 
     run = _copy_run(run_dir, tmp_path)
     state = json.loads((run / "state.json").read_text())

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddpm_lite.checkpoint import has_checkpoint, load_checkpoint
+from ddpm_lite.runs.checkpoint import has_checkpoint, load_checkpoint
 from ddpm_lite.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -149,7 +149,7 @@ def test_ctrl_c_saves_the_step_reached_and_resumes_exactly(tmp_path, reference):
 # ---------------------------------------------------------------------------- issue 10: runs never destroy work
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.data import swiss_roll  # noqa: E402
-from ddpm_lite.models import MLPDenoiser  # noqa: E402
+from ddpm_lite.nets import MLPDenoiser  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 
@@ -209,7 +209,7 @@ def test_cli_diverging_run_exits_nonzero_and_saves_nothing(tmp_path, capsys):
 def test_cli_json_has_no_nan_literal(capsys):
     import json
 
-    from ddpm_lite.cli import _print_json
+    from ddpm_lite.cli.main import _print_json
 
     _print_json({"final_loss": float("nan"), "bounds": [1.0, float("inf")], "nested": {"x": -float("inf")}})
     line = capsys.readouterr().out
@@ -259,7 +259,7 @@ def test_stale_lock_of_a_dead_process_is_reported_and_taken_over(tmp_path):
 def test_lock_of_another_host_is_never_taken_over(tmp_path):
     import json
 
-    from ddpm_lite.rundir import RunDirBusy
+    from ddpm_lite.runs.directory import RunDirBusy
 
     lock = tmp_path / "ddpm_lite.lock"
     lock.write_text(json.dumps({"pid": _dead_pid(), "host": "some-other-node", "started": "earlier"}))
@@ -282,7 +282,7 @@ def test_planted_foreign_files_survive_every_save(tmp_path):
 
 
 def test_foreign_file_under_our_name_is_not_overwritten(tmp_path):
-    from ddpm_lite.checkpoint import CheckpointError
+    from ddpm_lite.runs.checkpoint import CheckpointError
 
     (tmp_path / "weights-00000002.safetensors").write_bytes(b"not ours")
     with pytest.raises(CheckpointError, match="was not written by"):
@@ -294,7 +294,7 @@ def test_foreign_file_under_our_name_is_not_overwritten(tmp_path):
 def test_hostile_weights_file_is_never_followed_or_deleted(tmp_path, resume):
     import json
 
-    from ddpm_lite.checkpoint import CheckpointError
+    from ddpm_lite.runs.checkpoint import CheckpointError
 
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddpm_lite.checkpoint import load_checkpoint
+from ddpm_lite.runs.checkpoint import load_checkpoint
 from ddpm_lite.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -134,7 +134,7 @@ def test_batch_not_divisible_by_world_size_is_refused(tmp_path, capsys, monkeypa
 
 
 def test_environment_is_read_and_checked(monkeypatch):
-    from ddpm_lite import distributed
+    from ddpm_lite.training import distributed
 
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)

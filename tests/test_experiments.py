@@ -76,16 +76,16 @@ def test_code_excerpt_is_the_marked_lines_of_the_source():
 
     from ddpm_lite import sampling
 
-    text = code_excerpt(sampling.ancestral_sample, "for t in range(T, 0, -1)", "x.add_(noise()")
+    text = code_excerpt(sampling.run_plan, "for i, st in enumerate(steps)", "x.add_(noise()")
     head, *body = text.splitlines()
-    lines, first = inspect.getsourcelines(sampling.ancestral_sample)
+    lines, first = inspect.getsourcelines(sampling.run_plan)
     lo, hi = (int(n) for n in head.rsplit("lines ", 1)[1].split("-"))
     # The excerpt is exactly those file lines, dedented, and starts and stops at the markers.
     assert [b.strip() for b in body] == [line.strip() for line in lines[lo - first:hi - first + 1]]
-    assert body[0].startswith("for t in range(T, 0, -1)") and "x.add_(noise()" in body[-1]
-    assert "checks." not in text  # the argument checks before the loop are left out
+    assert body[0].startswith("for i, st in enumerate(steps)") and "x.add_(noise()" in body[-1]
+    assert "NoiseBuffer" not in text  # the set-up before the loop is left out
     with pytest.raises(ValueError, match="update the excerpt markers"):
-        code_excerpt(sampling.ancestral_sample, "no such line", "x")
+        code_excerpt(sampling.run_plan, "no such line", "x")
 
 
 def test_confident_share_separates_digits_from_noise():

@@ -1,4 +1,4 @@
-"""The compiled training step (ddpm_lite.fast_step) against the eager step of the same run.
+"""The compiled training step (ddpm_lite.training.step) against the eager step of the same run.
 
 Both draw the same batch, t and ε from the run's generator, so the losses they log and the
 weights they reach must agree to float32 round-off (fused kernels reorder sums, nothing more).
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
-from ddpm_lite.fast_step import compile_available
-from ddpm_lite.models import MLPDenoiser
+from ddpm_lite.training.step import compile_available
+from ddpm_lite.nets import MLPDenoiser
 from ddpm_lite.training import train
 
 needs_compiler = pytest.mark.skipif(

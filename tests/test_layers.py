@@ -22,14 +22,18 @@ SRC = PKG.parent
 
 #: Floors of the library, bottom up.  An import must go to a strictly lower floor.
 LIBRARY_FLOORS = {
-    "checks": 0, "plumbing": 0, "rundir": 0, "progress": 0,
-    "schedule": 1, "gaussian": 1, "checkpoint": 1, "data": 1, "models": 1, "resample": 1, "levels": 1.5, "networks": 1.7,
-    "forward": 2, "metrics": 2, "distributed": 2, "train_state": 2, "baselines": 2,
-    "reverse": 3, "runs": 3,
-    "sampling": 4, "solvers": 4.5,
-    "diffusion": 5, "fast_step": 5.5,
-    "training": 6,
-    "cli_args": 6.5, "cli": 7, "__main__": 8, "__init__": 8,
+    "checks": 0, "plumbing": 0, "runs.directory": 0, "training.progress": 0,
+    "schedule": 1, "gaussian": 1, "runs.checkpoint": 1, "data.datasets": 1, "nets.embedding": 1,
+    "training.timesteps": 1,
+    "data.images": 1.2, "data.png": 1.2, "nets.mlp": 1.2, "nets.unet": 1.2, "data.__init__": 1.3,
+    "nets.levels": 1.5, "nets.build": 1.7, "nets.__init__": 1.8,
+    "forward": 2, "data.metrics": 2, "training.distributed": 2, "training.state": 2, "data.baselines": 2,
+    "runs.__init__": 2,
+    "reverse": 3, "training.guards": 3,
+    "spacing": 1.5, "sampling": 4,
+    "diffusion": 5, "training.step": 5.5,
+    "training.loop": 6, "training.__init__": 6.2,
+    "cli.args": 6.5, "cli.main": 7, "cli.__init__": 7.2, "__main__": 8, "__init__": 8,
 }
 #: The teaching layer sits above the whole library.
 BOOK_FLOORS = {
@@ -74,7 +78,8 @@ def _imports(path: Path) -> tuple[set[str], set[str]]:
             base = ".".join(parts + ([node.module] if node.module else []))
             # "from . import checks" names a module; "from .diffusion import X" names a module too.
             own.update(f"{base}.{a.name}".lstrip(".") for a in node.names)
-            own.add(base)
+            if node.module:  # "from . import x" names the sibling x, not the package's __init__
+                own.add(base)
     resolved = set()
     for target in own:
         # Keep the longest prefix that is one of our modules ("diffusion.GaussianDiffusion" → "diffusion").
@@ -178,3 +183,5 @@ def test_moved_modules_say_where_they_went():
         import ddpm_lite.widgets  # noqa: F401
     with pytest.raises(ModuleNotFoundError, match="ddpm_lite.book.symbolic"):
         from ddpm_lite import symbolic  # noqa: F401
+    with pytest.raises(ModuleNotFoundError, match=r"ddpm_lite\.runs\.checkpoint in ddpm_lite 0\.3\.0"):
+        from ddpm_lite.checkpoint import load_checkpoint  # noqa: F401

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
-from ddpm_lite.checkpoint import load_checkpoint
+from ddpm_lite.runs.checkpoint import load_checkpoint
 from ddpm_lite.cli import load_run
 from ddpm_lite.data import DIGITS_LEVELS, digits
-from ddpm_lite.models import MLPDenoiser, UNet
-from ddpm_lite.networks import build_model
-from ddpm_lite.resample import ImportanceSampler
+from ddpm_lite.nets import MLPDenoiser, UNet
+from ddpm_lite.nets import build_model
+from ddpm_lite.training.timesteps import ImportanceSampler
 from ddpm_lite.training import train
 
 T = 20
@@ -233,7 +233,7 @@ def test_learned_variance_checkpoint_round_trips_and_resumes_bitwise(tmp_path):
 
 
 def test_baselines_order_and_values():
-    from ddpm_lite.baselines import autoregressive_bpd, per_pixel_bpd, uniform_bpd
+    from ddpm_lite.data.baselines import autoregressive_bpd, per_pixel_bpd, uniform_bpd
     from ddpm_lite.data import from_model_range
 
     tr = from_model_range(digits("train"), DIGITS_LEVELS).long().flatten(1)

@@ -1,4 +1,4 @@
-"""The level-posterior denoiser (ddpm_lite.levels): Bayes over the data's grid, as an ε-model."""
+"""The level-posterior denoiser (ddpm_lite.nets.levels): Bayes over the data's grid, as an ε-model."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from ddpm_lite import GaussianDiffusion, LevelPosteriorDenoiser, NoiseSchedule
-from ddpm_lite.checkpoint import load_checkpoint
+from ddpm_lite.runs.checkpoint import load_checkpoint
 from ddpm_lite.cli import load_run
 from ddpm_lite.data import DIGITS_LEVELS, digits
-from ddpm_lite.levels import level_values
-from ddpm_lite.networks import build_model, default_model
+from ddpm_lite.nets.levels import level_values
+from ddpm_lite.nets import build_model, default_model
 from ddpm_lite.training import train
 
 T = 100

@@ -1,10 +1,10 @@
-"""Sanity of the sample-quality metrics (ddpm_lite.metrics)."""
+"""Sanity of the sample-quality metrics (ddpm_lite.data.metrics)."""
 
 import numpy as np
 import pytest
 import torch
 
-from ddpm_lite import metrics
+from ddpm_lite.data import metrics
 from ddpm_lite.data import digits
 
 

@@ -1,4 +1,4 @@
-"""Shapes, the eps_model protocol and the time embedding of ddpm_lite.models."""
+"""Shapes, the eps_model protocol and the time embedding of ddpm_lite.nets."""
 
 import math
 import os
@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from ddpm_lite.models import MLPDenoiser, UNet, count_parameters, timestep_embedding
-from ddpm_lite.networks import build_model
+from ddpm_lite.nets import MLPDenoiser, UNet, count_parameters, timestep_embedding
+from ddpm_lite.nets import build_model
 
 # benchmarks/gpu_check.py reruns the device-aware tests with DDPM_LITE_TEST_DEVICE=cuda.
 DEVICE = torch.device(os.environ.get("DDPM_LITE_TEST_DEVICE", "cpu"))

@@ -224,3 +224,62 @@ def test_samplers_stay_finite_on_a_cosine_chain_under_bf16_autocast(sampler):
         else:
             x = d.ddim_sample(model, (8, 1, 4, 4), steps=40, eta=1.0, generator=g)
     assert x.dtype == torch.float32 and torch.isfinite(x).all()
+
+
+# --------------------------------------------------------------------------- one core, plans of coefficients
+def test_the_ancestral_plan_multiplied_out_is_algorithm_2():
+    """a·x_t + b·x̂_0 with x̂_0 = c_x0·x_t − c_eps·ε has eq. sampling-step's coefficients at every t."""
+    from ddpm_lite.sampling import ancestral_plan
+
+    for d in (GaussianDiffusion(NoiseSchedule.linear(1000), num_levels=None),
+              GaussianDiffusion(NoiseSchedule.cosine(50), variance="beta_tilde", num_levels=None)):
+        steps = ancestral_plan(d)
+        assert [st.t for st in steps] == list(range(d.T, 0, -1))
+        for st in steps:
+            x_coef, eps_coef = st.a + st.b * st.c_x0, st.b * st.c_eps
+            assert x_coef == pytest.approx(d.recip_sqrt_alphas[st.t], rel=1e-10)
+            assert eps_coef == pytest.approx(d.recip_sqrt_alphas[st.t] * d.eps_coef[st.t], rel=1e-10)
+            assert st.c == (math.sqrt(d.model_variance[st.t]) if st.t > 1 else 0.0)
+
+
+@pytest.mark.parametrize("steps", [1, 7, 50])
+def test_ddim_with_eta_zero_is_the_first_order_solver_step_for_step(steps):
+    """Two derivations, one step: DDIM's (η = 0) and DPM-Solver++'s first order on the same grid."""
+    from ddpm_lite.sampling import ddim_plan, dpm_solver_plan
+    from ddpm_lite.spacing import ddim_timesteps
+
+    d = GaussianDiffusion(NoiseSchedule.linear(1000), num_levels=None)
+    taus = ddim_timesteps(d.T, steps)
+    for p, q in zip(ddim_plan(d, taus, 0.0), dpm_solver_plan(d, taus, order=1, stochastic=False), strict=True):
+        assert p.t == q.t and p.c == q.c == 0.0 and q.w == 0.0
+        assert p.a == pytest.approx(q.a, rel=1e-12, abs=1e-15) and p.b == pytest.approx(q.b, rel=1e-9, abs=1e-15)
+
+
+def test_sampler_options_that_do_not_apply_are_refused_and_defaults_fill_in():
+    from ddpm_lite.sampling import SAMPLER_KINDS, SamplerConfig
+
+    assert SamplerConfig("ddim").checked(20) == SamplerConfig("ddim", 20, eta=0.0)
+    assert SamplerConfig("dpm++").checked(1000) == SamplerConfig("dpm++", 20, order=2, spacing="logsnr")
+    assert SamplerConfig().checked(30) == SamplerConfig("ancestral", 30)
+    for cfg, word in ((SamplerConfig("dpm++", eta=0.5), "eta"), (SamplerConfig("ddim", spacing="karras"), "spacing"),
+                      (SamplerConfig("ancestral", 10), "ancestral"), (SamplerConfig("euler"), "sampler")):
+        with pytest.raises(ValueError, match=word):
+            cfg.checked(30)
+    from ddpm_lite.cli.args import build_parser
+
+    sample_parser = build_parser()._subparsers._group_actions[0].choices["sample"]
+    choices = next(a.choices for a in sample_parser._actions if a.dest == "sampler")
+    assert tuple(choices) == SAMPLER_KINDS
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim", "dpm++", "dpm++sde"])
+def test_every_sampler_runs_a_learned_variance_model(sampler):
+    """The loop splits (ε, v) once for every sampler (the DPM-Solver++ samplers once failed on v)."""
+    from ddpm_lite import UNet
+
+    d = GaussianDiffusion(NoiseSchedule.linear(10), variance="learned", num_levels=17)
+    torch.manual_seed(0)
+    model = UNet(image_size=8, base_channels=8, channel_mult=(1,), num_res_blocks=1, attention_resolutions=(), T=10,
+                 learn_sigma=True).eval()
+    x = d.sample(model, (3, 1, 8, 8), generator=torch.Generator().manual_seed(0), sampler=sampler)
+    assert x.shape == (3, 1, 8, 8) and torch.isfinite(x).all()

@@ -1,4 +1,4 @@
-"""DPM-Solver++ (ddpm_lite.solvers) on a Gaussian toy whose exact answer is known in closed form.
+"""DPM-Solver++ (ddpm_lite.sampling) on a Gaussian toy whose exact answer is known in closed form.
 
 For data x_0 ~ N(m, s²) the noisy marginal is N(α_t m, v_t) with v_t = ᾱ_t s² + 1 − ᾱ_t, the
 optimal ε-model is linear, ε*(x_t, t) = σ_t (x_t − α_t m)/v_t, and the probability-flow ODE
@@ -19,7 +19,7 @@ import torch
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
 from ddpm_lite.sampling import ddim_timesteps
-from ddpm_lite.solvers import SPACING_KINDS, solver_timesteps
+from ddpm_lite.spacing import SPACING_KINDS, solver_timesteps
 
 M, S = 0.7, 0.5
 T = 1000

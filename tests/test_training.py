@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule
-from ddpm_lite.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from ddpm_lite.runs.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from ddpm_lite.data import swiss_roll
-from ddpm_lite.models import MLPDenoiser
-from ddpm_lite.training import ema_decay_at, resolve_device, train
+from ddpm_lite.nets import MLPDenoiser
+from ddpm_lite.plumbing import resolve_device
+from ddpm_lite.training import train
+from ddpm_lite.training.state import ema_decay_at
 
 T = 100
 # benchmarks/gpu_check.py reruns the device-aware tests with DDPM_LITE_TEST_DEVICE=cuda.

@@ -13,23 +13,39 @@ import sys
 
 from .diffusion import GaussianDiffusion
 from .forward import ForwardProcess
-from .levels import LevelPosteriorDenoiser
-from .models import MLPDenoiser, UNet
+from .nets import LevelPosteriorDenoiser, MLPDenoiser, UNet
+from .sampling import SamplerConfig
 from .schedule import NoiseSchedule
-from .training import train
+from .training import ImportanceSampler, train
 
-__all__ = ["ForwardProcess", "GaussianDiffusion", "LevelPosteriorDenoiser", "MLPDenoiser", "NoiseSchedule", "UNet", "train"]
-__version__ = "0.2.0"
+__all__ = ["ForwardProcess", "GaussianDiffusion", "ImportanceSampler", "LevelPosteriorDenoiser", "MLPDenoiser",
+           "NoiseSchedule", "SamplerConfig", "UNet", "train"]
+__version__ = "0.3.0"
 
-#: Modules that moved into the teaching layer in 0.2.0: old name → new name.
+#: Modules that moved: old name → (new name, the version that moved it).  0.2.0 moved the
+#: teaching layer into ddpm_lite.book; 0.3.0 grouped the library by idea (issue 20).
 _MOVED = {
-    "ddpm_lite.symbolic": "ddpm_lite.book.symbolic",
-    "ddpm_lite.toy_chain": "ddpm_lite.book.exact",
-    "ddpm_lite.experiments": "ddpm_lite.book.experiments (exact Gaussian helpers: ddpm_lite.book.exact)",
-    "ddpm_lite.plotting": "ddpm_lite.book.plotting (image_grid: ddpm_lite.data)",
-    "ddpm_lite.widgets": "ddpm_lite.book.widgets",
-    "ddpm_lite.posterior_widgets": "ddpm_lite.book.widgets (eps_loss_weight: ddpm_lite.diffusion)",
-    "ddpm_lite.reverse_widgets": "ddpm_lite.book.widgets",
+    "ddpm_lite.symbolic": ("ddpm_lite.book.symbolic", "0.2.0"),
+    "ddpm_lite.toy_chain": ("ddpm_lite.book.exact", "0.2.0"),
+    "ddpm_lite.experiments": ("ddpm_lite.book.experiments (exact Gaussian helpers: ddpm_lite.book.exact)", "0.2.0"),
+    "ddpm_lite.plotting": ("ddpm_lite.book.plotting (image_grid: ddpm_lite.data)", "0.2.0"),
+    "ddpm_lite.widgets": ("ddpm_lite.book.widgets", "0.2.0"),
+    "ddpm_lite.posterior_widgets": ("ddpm_lite.book.widgets (eps_loss_weight: ddpm_lite.diffusion)", "0.2.0"),
+    "ddpm_lite.reverse_widgets": ("ddpm_lite.book.widgets", "0.2.0"),
+    "ddpm_lite.models": ("ddpm_lite.nets (MLPDenoiser: ddpm_lite.nets.mlp, UNet: ddpm_lite.nets.unet)", "0.3.0"),
+    "ddpm_lite.networks": ("ddpm_lite.nets (build_model, default_model: ddpm_lite.nets.build)", "0.3.0"),
+    "ddpm_lite.levels": ("ddpm_lite.nets.levels (LevelPosteriorDenoiser: ddpm_lite)", "0.3.0"),
+    "ddpm_lite.metrics": ("ddpm_lite.data.metrics", "0.3.0"),
+    "ddpm_lite.baselines": ("ddpm_lite.data.baselines", "0.3.0"),
+    "ddpm_lite.rundir": ("ddpm_lite.runs.directory", "0.3.0"),
+    "ddpm_lite.checkpoint": ("ddpm_lite.runs.checkpoint", "0.3.0"),
+    "ddpm_lite.train_state": ("ddpm_lite.training.state", "0.3.0"),
+    "ddpm_lite.fast_step": ("ddpm_lite.training.step", "0.3.0"),
+    "ddpm_lite.resample": ("ddpm_lite.training.timesteps (ImportanceSampler: ddpm_lite)", "0.3.0"),
+    "ddpm_lite.progress": ("ddpm_lite.training.progress", "0.3.0"),
+    "ddpm_lite.distributed": ("ddpm_lite.training.distributed", "0.3.0"),
+    "ddpm_lite.cli_args": ("ddpm_lite.cli.args", "0.3.0"),
+    "ddpm_lite.solvers": ("ddpm_lite.sampling (dpm_solver_plan; the grids: ddpm_lite.spacing)", "0.3.0"),
 }
 
 
@@ -44,8 +60,9 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder):
         if fullname in _MOVED:
             # No ``name=``: "from ddpm_lite import symbolic" would otherwise swallow this
             # message and report a bare "cannot import name".
-            raise ModuleNotFoundError(f"{fullname} moved to {_MOVED[fullname]} in ddpm_lite 0.2.0; "
-                                      "update the import (the book layer needs the 'book' extra).")
+            where, version = _MOVED[fullname]
+            extra = " (the book layer needs the 'book' extra)" if where.startswith("ddpm_lite.book") else ""
+            raise ModuleNotFoundError(f"{fullname} moved to {where} in ddpm_lite {version}; update the import{extra}.")
         return None
 
 

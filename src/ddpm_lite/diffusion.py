@@ -12,16 +12,19 @@ described in :mod:`ddpm_lite.plumbing`.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from . import checks, sampling, solvers
+from . import checks, sampling
 from .plumbing import EpsModel, check_eps_model, check_generator, randn
-from .resample import ImportanceSampler
 from .reverse import VARIANCE_KINDS, ReverseProcess, VarianceKind, eps_loss_weight
 from .schedule import NoiseSchedule
+from .spacing import SPACING_KINDS, SpacingKind
+
+if TYPE_CHECKING:  # a type only; importing it at run time would make the package import circular
+    from .training.timesteps import ImportanceSampler
 
 __all__ = ["GaussianDiffusion", "EpsModel", "VarianceKind", "LossKind", "VARIANCE_KINDS", "LOSS_KINDS",
            "eps_loss_weight"]
@@ -122,7 +125,7 @@ class GaussianDiffusion(ReverseProcess):
             Timesteps (batch,) in 1..T and ε shaped like x0; drawn (uniform t, standard
             normal ε) from ``generator`` when omitted.
         t_sampler:
-            An :class:`ddpm_lite.resample.ImportanceSampler`: when given (and ``t`` is not),
+            An :class:`ddpm_lite.training.timesteps.ImportanceSampler`: when given (and ``t`` is not),
             t is drawn from it, ``loss`` is weighted by 1/(T p_t) (still unbiased for the
             objective) and the vb term is recorded to update p.  Needs kind ``"vb"`` or
             ``"hybrid"`` (p is driven by L_{t−1}).
@@ -187,35 +190,44 @@ class GaussianDiffusion(ReverseProcess):
     # ------------------------------------------------------------------ sampling
     def sample(self, eps_model: EpsModel, shape: tuple[int, ...], generator: torch.Generator | None = None,
                device: torch.device | str | None = None, trajectory_every: int | None = None,
-               clip_x0: bool = False, dtype: torch.dtype | None = None):
-        """Ancestral sampling, Algorithm 2 of Ho et al. (eq. ``sampling-step``).
+               clip_x0: bool = False, dtype: torch.dtype | None = None,
+               sampler: sampling.SamplerConfig | sampling.SamplerKind = "ancestral"):
+        """Samples from p_θ: by default ancestral sampling, Algorithm 2 of Ho et al. (eq. ``sampling-step``).
 
-        See :func:`ddpm_lite.sampling.ancestral_sample` for the options.  Returns x_0, or
-        (x_0, trajectory) when ``trajectory_every`` is set.
+        ``sampler`` picks another (``"ddim"``, ``"dpm++"``, ``"dpm++sde"``, or a
+        :class:`ddpm_lite.sampling.SamplerConfig` with its options).  See
+        :func:`ddpm_lite.sampling.sample` for the options.  Returns x_0, or (x_0, trajectory)
+        when ``trajectory_every`` is set.
         """
-        return sampling.ancestral_sample(self, eps_model, shape, generator=generator, device=device,
-                                         trajectory_every=trajectory_every, clip_x0=clip_x0, dtype=dtype)
+        return sampling.sample(self, eps_model, shape, sampler, generator=generator, device=device, dtype=dtype,
+                               trajectory_every=trajectory_every, clip_x0=clip_x0)
 
     def ddim_sample(self, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 50, eta: float = 0.0,
                     generator: torch.Generator | None = None, device: torch.device | str | None = None,
                     dtype: torch.dtype | None = None) -> torch.Tensor:
-        """DDIM sampling on ``steps`` of the T timesteps (Song et al. 2021, eq. 12).
+        """DDIM(η) on ``steps`` of the T timesteps (Song et al. 2021, eq. 12); η = 0 is deterministic.
 
-        See :func:`ddpm_lite.sampling.ddim_sample` for the options.
+        Shorthand for :meth:`sample` with ``SamplerConfig("ddim", steps, eta=eta)``.
         """
-        return sampling.ddim_sample(self, eps_model, shape, steps=steps, eta=eta, generator=generator,
-                                    device=device, dtype=dtype)
+        checks.integer("steps", steps, 1, self.T, what=f"an integer in 1..T (T={self.T})")  # None is no default here
+        return self.sample(eps_model, shape, generator, device, dtype=dtype,
+                           sampler=sampling.SamplerConfig("ddim", steps, eta=eta))
 
     def dpm_solver_sample(self, eps_model: EpsModel, shape: tuple[int, ...], steps: int = 20, order: int = 2,
-                          spacing: solvers.SpacingKind = "logsnr", stochastic: bool = False,
+                          spacing: SpacingKind = "logsnr", stochastic: bool = False,
                           generator: torch.Generator | None = None, device: torch.device | str | None = None,
                           dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Few-step deterministic sampling with DPM-Solver++(2M) (Lu et al. 2022); ``order=1`` is DDIM.
+        """DPM-Solver++ (Lu et al. 2022) in ``steps`` model calls; ``order=1`` is DDIM's step on the solver's grid.
 
-        See :func:`ddpm_lite.solvers.dpm_solver_sample` for the update and the options.
+        Shorthand for :meth:`sample` with ``SamplerConfig("dpm++sde" if stochastic else "dpm++",
+        steps, order=order, spacing=spacing)``; see :func:`ddpm_lite.sampling.dpm_solver_plan`.
         """
-        return solvers.dpm_solver_sample(self, eps_model, shape, steps=steps, order=order, spacing=spacing,
-                                         stochastic=stochastic, generator=generator, device=device, dtype=dtype)
+        # Here None must not mean "the default": these shorthands name their defaults.
+        checks.integer("steps", steps, 1, self.T, what=f"an integer in 1..T (T={self.T}) model evaluations")
+        checks.choice("spacing", spacing, SPACING_KINDS)
+        kind = "dpm++sde" if stochastic else "dpm++"
+        return self.sample(eps_model, shape, generator, device, dtype=dtype,
+                           sampler=sampling.SamplerConfig(kind, steps, order=order, spacing=spacing))
 
     def __repr__(self) -> str:
         return f"GaussianDiffusion({self.schedule!r}, variance={self.variance!r}, num_levels={self.num_levels})"

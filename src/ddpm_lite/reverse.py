@@ -145,7 +145,7 @@ class ReverseProcess(ForwardProcess):
     def _eps(self, eps_model: EpsModel, xt: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(ε_θ, v) from one model call; v is None for a fixed variance."""
         check_eps_model(eps_model)
-        if hasattr(eps_model, "check_schedule"):  # a model with ᾱ_t built in (ddpm_lite.levels) must share ours
+        if hasattr(eps_model, "check_schedule"):  # a model with ᾱ_t built in (ddpm_lite.nets.levels) must share ours
             eps_model.check_schedule(self.schedule)
         return self.split_output(eps_model(xt, t), xt)
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import checks
 from ..diffusion import GaussianDiffusion
+from ..sampling import SamplerConfig, SamplerKind
 from ..schedule import NoiseSchedule
 
 __all__ = [
@@ -54,7 +55,8 @@ def digits_eps_model(T: int, kind: str = "mlp", seed: int = 0) -> nn.Module:
     ``kind="mlp"``: ``MLPDenoiser(dim=64, hidden=256, depth=3)`` on the flattened images
     (the CPU default of the chapters); ``kind="unet"``: the package's small U-Net.
     """
-    from ..models import MLPDenoiser, UNet
+    from ..nets.mlp import MLPDenoiser
+    from ..nets.unet import UNet
 
     checks.choice("kind", kind, ("mlp", "unet"))
     with torch.random.fork_rng(devices=[]):
@@ -126,29 +128,26 @@ def pixel_categorical_bpd(train_levels: torch.Tensor, test_levels: torch.Tensor,
     return float(-log_p.gather(1, te.T).mean() / math.log(2.0))
 
 
-def sample_images(diffusion: GaussianDiffusion, model: nn.Module, n: int, seed: int, sampler: str = "ancestral",
-                  ddim_steps: int = 50) -> torch.Tensor:
+def sample_images(diffusion: GaussianDiffusion, model: nn.Module, n: int, seed: int,
+                  sampler: SamplerKind = "ancestral", steps: int | None = None) -> torch.Tensor:
     """n samples shaped like the 8×8 digits from ``model``, with a fresh generator seeded ``seed``.
 
-    ``sampler``: ``"ancestral"`` (Algorithm 2, σ_t² from ``diffusion.variance``) or ``"ddim"``
-    (η = 0 on ``ddim_steps`` of the T steps).
+    ``sampler`` is any of :data:`ddpm_lite.sampling.SAMPLER_KINDS` (``"ancestral"``: Algorithm 2,
+    σ_t² from ``diffusion.variance``; ``"ddim"``: η = 0), on ``steps`` model calls (its default when None).
     """
-    g = torch.Generator().manual_seed(seed)
-    checks.choice("sampler", sampler, ("ancestral", "ddim"))
-    if sampler == "ancestral":
-        return diffusion.sample(model, (n, 1, 8, 8), generator=g)
-    return diffusion.ddim_sample(model, (n, 1, 8, 8), steps=ddim_steps, generator=g)
+    how = SamplerConfig(sampler, None if sampler == "ancestral" else steps)
+    return diffusion.sample(model, (n, 1, 8, 8), generator=torch.Generator().manual_seed(seed), sampler=how)
 
 
 def confident_share(images: torch.Tensor, level: float = 0.9) -> float:
     """Share of 8×8 digit images that the FD's classifier puts in one class with probability ≥ ``level``.
 
-    The classifier is :func:`ddpm_lite.metrics.digit_classifier` (trained on the train split,
+    The classifier is :func:`ddpm_lite.data.metrics.digit_classifier` (trained on the train split,
     ≈ 97 % test accuracy); images are model-range (N, 1, 8, 8), clamped to [−1, 1] first.
     A second, readable measure of sample quality next to the FD: real test digits score
     about 0.96 at ``level`` = 0.9, unstructured noise close to 0.
     """
-    from ..metrics import digit_classifier
+    from ..data.metrics import digit_classifier
 
     checks.number("level", level, 0.0, 1.0)
     x = torch.as_tensor(images).detach().cpu().float()
@@ -165,7 +164,7 @@ class ExperimentResult:
     """What :func:`train_and_evaluate` measured.
 
     ``fd``: the digit-feature Fréchet distance of ``n_samples`` ancestral samples to the
-    test split (:func:`ddpm_lite.metrics.digits_fd`); ``bpd``: the full bound on the test
+    test split (:func:`ddpm_lite.data.metrics.digits_fd`); ``bpd``: the full bound on the test
     images in bits/dim (None when not computed); ``losses``: (step, training loss) pairs;
     ``details``: ``samples``, and with the bound ``bpd_se`` (standard error over images)
     and ``bound`` (the dict of :meth:`GaussianDiffusion.bits_per_dim`).
@@ -193,10 +192,10 @@ def train_and_evaluate(name: str, diffusion: GaussianDiffusion, train_data: torc
     ``seed``) to the test split.  Bound: :meth:`GaussianDiffusion.bits_per_dim` on the
     first ``bound_images`` test images (all by default).  Runs on the CPU, so results do
     not depend on the machine's accelerator.  ``t_sampler`` (an
-    :class:`ddpm_lite.resample.ImportanceSampler`) draws t for ``loss_kind`` "vb"/"hybrid".
+    :class:`ddpm_lite.training.timesteps.ImportanceSampler`) draws t for ``loss_kind`` "vb"/"hybrid".
     """
-    from ..metrics import digits_fd
-    from ..training import train
+    from ..data.metrics import digits_fd
+    from ..training.loop import train
 
     start = time.perf_counter()
     model = digits_eps_model(diffusion.T, model_kind, seed)

@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ..levels import LevelPosteriorDenoiser, level_values
+from ..nets.levels import LevelPosteriorDenoiser, level_values
 from ..schedule import NoiseSchedule
 from .symbolic import (RELATIONS, Step, abar_prev, abar_t, alpha_t, beta_t, check_identity, complete_the_square,
                        log_normal, mu_theta_eps, to_free, x_0, x_t)

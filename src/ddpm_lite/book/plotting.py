@@ -22,7 +22,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..data import image_grid
+from ..data.png import image_grid
 from ..schedule import NoiseSchedule
 
 __all__ = [

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ... import checks
-from ...data import digits, swiss_roll
+from ...data.datasets import digits, swiss_roll
 from ...diffusion import GaussianDiffusion
 from ...gaussian import LN2
 from ...schedule import SCHEDULE_KINDS, NoiseSchedule

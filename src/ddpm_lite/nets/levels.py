@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checks
-from .models import UNet, _check_timesteps
-from .schedule import NoiseSchedule
+from .. import checks
+from .unet import UNet
+from .embedding import _check_timesteps
+from ..schedule import NoiseSchedule
 
 __all__ = ["LevelPosteriorDenoiser", "level_values"]
 
@@ -52,7 +53,7 @@ class LevelPosteriorDenoiser(nn.Module):
         Also return v for a learned reverse variance (``GaussianDiffusion(variance="learned")``):
         the output is then ε and v stacked on dim 1, as for the other models.  Default False.
     **unet:
-        Passed to :class:`ddpm_lite.models.UNet` (``in_channels``, ``image_size``,
+        Passed to :class:`ddpm_lite.nets.UNet` (``in_channels``, ``image_size``,
         ``base_channels``, …); its output width is set here to C·K logits (+ C for v).
 
     The logits start at zero, so an untrained model is the exact posterior under a uniform

@@ -16,12 +16,12 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-from .cli_args import MAX_SAMPLES, TOY_DATA, build_parser  # noqa: F401 (build_parser: public here too)
+from .args import MAX_SAMPLES, TOY_DATA, build_parser  # noqa: F401 (build_parser: public here too)
 
 
 def load_dataset(name: str, image_size: int | None = None, mode: str = "L", split: str = "train"):
     """(tensor, metadata) for a --data value; ``split="test"`` gives held-out data."""
-    from . import data
+    from .. import data
 
     if name.startswith("bundled:"):
         name = name.removeprefix("bundled:")
@@ -45,10 +45,10 @@ def load_dataset(name: str, image_size: int | None = None, mode: str = "L", spli
 
 def load_run(run: Path, device: str = "auto"):
     """(EMA model in eval mode, diffusion, checkpoint state, device) of a run directory."""
-    from .checkpoint import load_checkpoint
-    from .diffusion import GaussianDiffusion
-    from .networks import build_model
-    from .plumbing import resolve_device
+    from ..runs.checkpoint import load_checkpoint
+    from ..diffusion import GaussianDiffusion
+    from ..nets.build import build_model
+    from ..plumbing import resolve_device
 
     dev = resolve_device(device)
     state = load_checkpoint(run)
@@ -95,7 +95,7 @@ def _log_line(message: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``train``; under torchrun (WORLD_SIZE > 1 in the environment) every process runs this."""
-    from . import distributed
+    from ..training import distributed
 
     if args.seconds is None and args.steps is None:
         raise ValueError("give a budget: --seconds S and/or --steps N.")
@@ -129,16 +129,16 @@ def _model_for(default_model, data, T: int, **kw):  # noqa: ANN001, ANN003, ANN2
 def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     import torch
 
-    from .checkpoint import CheckpointError
-    from .diffusion import GaussianDiffusion
-    from .models import count_parameters
-    from .networks import default_model
-    from .plumbing import resolve_device
-    from .resample import ImportanceSampler
-    from .rundir import check_writable
-    from .schedule import NoiseSchedule
-    from .train_state import RESTART_HINT
-    from .training import train
+    from ..runs.checkpoint import CheckpointError
+    from ..diffusion import GaussianDiffusion
+    from ..nets.embedding import count_parameters
+    from ..nets.build import default_model
+    from ..plumbing import resolve_device
+    from ..training.timesteps import ImportanceSampler
+    from ..runs.directory import check_writable
+    from ..schedule import NoiseSchedule
+    from ..training.state import RESTART_HINT
+    from ..training.loop import train
 
     device = resolve_device(args.device)  # fail before the slow part
     if args.out.exists() and not args.out.is_dir():
@@ -190,8 +190,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from .checkpoint import atomic_write_bytes
-    from .data import grid_png, scatter_png
+    from ..data.png import grid_png, scatter_png
+    from ..runs.checkpoint import atomic_write_bytes
+    from ..sampling import SamplerConfig
 
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {str(args.out)!r}.")
@@ -204,21 +205,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--n {args.n} is more than {MAX_SAMPLES} samples in one call; run sample several "
                          "times with different --seed values.")
     model, diffusion, state, dev = load_run(args.run, args.device)
-    if args.sampler != "ancestral":  # ddim, dpm++, dpm++sde take --ddim-steps
-        if args.ddim_steps is not None and args.ddim_steps > diffusion.T:
-            raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
-                             f"use --ddim-steps {diffusion.T} or fewer.")
-        args.ddim_steps = args.ddim_steps or min(50, diffusion.T)
+    if args.ddim_steps is not None and args.ddim_steps > diffusion.T:
+        raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
+                         f"use --ddim-steps {diffusion.T} or fewer.")
+    how = SamplerConfig(args.sampler, args.ddim_steps, eta=args.eta, spacing=args.spacing)
     shape = (args.n, *state["config"]["data"]["shape"][1:])
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     with torch.no_grad():
-        if args.sampler == "ddim":
-            x = diffusion.ddim_sample(model, shape, steps=args.ddim_steps, generator=gen, device=dev)
-        elif args.sampler.startswith("dpm++"):
-            x = diffusion.dpm_solver_sample(model, shape, steps=args.ddim_steps, stochastic=args.sampler == "dpm++sde",
-                                            generator=gen, device=dev)
-        else:
-            x = diffusion.sample(model, shape, generator=gen, device=dev)
+        x = diffusion.sample(model, shape, generator=gen, device=dev, sampler=how)
     x = x.float().cpu()
     png = grid_png(x) if x.dim() == 4 else scatter_png(x)
     buf = io.BytesIO()

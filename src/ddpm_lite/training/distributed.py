@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .plumbing import resolve_device
+from ..plumbing import resolve_device
 
 __all__ = ["DistInfo", "env_world_size", "init_from_env", "current", "shutdown", "training_device", "StopFlag",
            "agree", "all_ok", "barrier", "check_same_step", "wrap"]
@@ -194,7 +194,7 @@ def barrier(ddp: DistInfo, dev: torch.device) -> None:
 
 def check_same_step(step: int, dev: torch.device) -> None:
     """Refuse to train when the ranks resumed from different steps (e.g. nodes without a shared run directory)."""
-    from .checkpoint import CheckpointError
+    from ..runs.checkpoint import CheckpointError
 
     seen = torch.tensor([step, -step], device=dev)
     dist.all_reduce(seen, op=dist.ReduceOp.MAX)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import checks
+from .. import checks
 
 __all__ = ["ImportanceSampler"]
 

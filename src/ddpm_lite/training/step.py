@@ -24,8 +24,8 @@ from typing import Callable
 
 import torch
 
-from .diffusion import GaussianDiffusion
-from .train_state import TrainState
+from ..diffusion import GaussianDiffusion
+from .state import TrainState
 
 __all__ = ["make_compiled_step", "compile_available"]
 

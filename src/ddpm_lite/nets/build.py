@@ -1,6 +1,6 @@
 """Which network: rebuild one from the ``config`` a checkpoint stores, or pick one for a data shape.
 
-The catalogue of :mod:`ddpm_lite.models` (MLP, U-Net) and :mod:`ddpm_lite.levels` (the
+The catalogue of :mod:`ddpm_lite.nets` (MLP, U-Net) and :mod:`ddpm_lite.nets.levels` (the
 level-posterior U-Net) in one place, so loading a run never needs to know which module a
 model came from.
 """
@@ -12,8 +12,9 @@ import inspect
 from torch import nn
 
 from .levels import LevelPosteriorDenoiser
-from .models import MLPDenoiser, UNet
-from .schedule import NoiseSchedule
+from .mlp import MLPDenoiser
+from .unet import UNet
+from ..schedule import NoiseSchedule
 
 __all__ = ["build_model", "default_model"]
 

@@ -13,10 +13,10 @@ running loss is read.  Everything random (batch order, t, ε) comes from one
 ``torch.Generator`` whose state is saved with the data order, so on a CPU 10 steps +
 resume + 10 steps gives bit-for-bit the weights of 20 uninterrupted steps.
 
-Under ``torchrun`` (see :mod:`ddpm_lite.distributed`) the same loop runs on every rank with
-the model wrapped in DistributedDataParallel: each rank draws the global batch's indices,
-t and ε from the shared seed and keeps its own slice, so the run does not depend on the
-number of processes; rank 0 alone logs and writes checkpoints.
+Under ``torchrun`` (:mod:`ddpm_lite.training.distributed`) every rank runs this loop with the
+model wrapped in DistributedDataParallel, draws the global batch's indices, t and ε from the
+shared seed and keeps its slice (the run does not depend on the number of processes); rank 0
+alone logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -31,16 +31,16 @@ from typing import Callable, Literal, get_args
 import torch
 from torch import nn
 
-from . import checks, distributed, runs
-from .checkpoint import has_checkpoint
-from .diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
-from .plumbing import resolve_device
+from .. import checks
+from ..diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
+from ..plumbing import resolve_device
+from ..runs.checkpoint import has_checkpoint
+from . import distributed, guards
 from .progress import Progress
-from .resample import ImportanceSampler
-from .train_state import TrainState, data_fingerprint, ema_decay_at
+from .state import TrainState, data_fingerprint, ema_decay_at
+from .timesteps import ImportanceSampler
 
-__all__ = ["train", "TrainResult", "TrainState", "ema_decay_at", "resolve_device", "AmpKind", "AMP_KINDS",
-           "diffusion_config"]
+__all__ = ["train", "TrainResult", "TrainState", "ema_decay_at", "AmpKind", "AMP_KINDS", "diffusion_config"]
 
 MAX_BATCH_SIZE = 2**20  #: largest batch accepted (10¹² would build 10¹² indices, i.e. hang, first)
 
@@ -82,7 +82,7 @@ def _check_args(model: object, diffusion: object, data: object, **kw: object) ->
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     if not isinstance(diffusion, GaussianDiffusion):
         raise ValueError(f"diffusion must be a ddpm_lite.GaussianDiffusion, got {type(diffusion).__name__}.")
-    if hasattr(model, "check_schedule"):  # a model with ᾱ_t built in (ddpm_lite.levels) must share the diffusion's
+    if hasattr(model, "check_schedule"):  # a model with ᾱ_t built in (ddpm_lite.nets.levels) must share the diffusion's
         model.check_schedule(diffusion.schedule)
     if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.dim() < 2 or data.shape[0] < 1:
         desc = f"shape {tuple(data.shape)}, dtype {data.dtype}" if isinstance(data, torch.Tensor) else type(data).__name__
@@ -104,7 +104,7 @@ def _check_args(model: object, diffusion: object, data: object, **kw: object) ->
     if kw["callback"] is not None and not callable(kw["callback"]):
         raise ValueError(f"callback must be callable as callback(event, step, info) or None, got {kw['callback']!r}.")
     if kw["checkpoint_dir"] is not None and not isinstance(getattr(model, "config", None), dict):
-        raise ValueError("checkpoints need model.config (a dict describing the model); ddpm_lite.models provide it.")
+        raise ValueError("checkpoints need model.config (a dict describing the model); ddpm_lite.nets provide it.")
 
 
 def train(
@@ -139,7 +139,7 @@ def train(
     ----------
     model:
         Any ``nn.Module`` following the ``eps_model`` protocol.  It must carry a ``config``
-        dict (every :mod:`ddpm_lite.models` model does) when checkpoints are written.
+        dict (every :mod:`ddpm_lite.nets` model does) when checkpoints are written.
     diffusion:
         The :class:`GaussianDiffusion` whose loss is minimised.
     data:
@@ -165,10 +165,10 @@ def train(
         with a gradient scaler).  Elsewhere a warning is issued and full precision used.
     compile:
         Compile the step with ``torch.compile`` (default False): for L_simple in full precision
-        on one process the whole step, forward, backward and AdamW (:mod:`ddpm_lite.fast_step`,
+        on one process the whole step, forward, backward and AdamW (:mod:`ddpm_lite.training.step`,
         with an eager fallback), otherwise the forward pass only.
     checkpoint_dir:
-        Where to write checkpoints (see :mod:`ddpm_lite.checkpoint`); None (default) writes none.
+        Where to write checkpoints (see :mod:`ddpm_lite.runs.checkpoint`); None (default) writes none.
         With ``resume=True`` an existing checkpoint there is loaded and training continues
         from it; its configuration must match or a ``CheckpointError`` is raised.
     checkpoint_every:
@@ -179,13 +179,13 @@ def train(
         Seeds the one generator that draws batch order, t and ε (default 0).
     progress:
         Show progress (default True): a tqdm bar in a terminal or notebook, else (CI, log
-        files) about ten plain lines on stderr (see :mod:`ddpm_lite.progress`).
+        files) about ten plain lines on stderr (see :mod:`ddpm_lite.training.progress`).
     log_every:
         Read the running loss (a host sync) every this many steps (default 100).
     loss_kind:
         ``"simple"`` (default), ``"vb"`` or ``"hybrid"`` (see :meth:`GaussianDiffusion.training_losses`).
     t_sampler:
-        An :class:`ddpm_lite.resample.ImportanceSampler` to draw t for ``"vb"``/``"hybrid"``
+        An :class:`ddpm_lite.training.timesteps.ImportanceSampler` to draw t for ``"vb"``/``"hybrid"``
         (default None: uniform t).  Its history is not checkpointed: a resumed run restarts
         it (uniform until it has warmed up again).
     metadata:
@@ -198,7 +198,7 @@ def train(
     Ctrl-C (SIGINT) or SIGTERM stops after the current step, saves a checkpoint (if
     ``checkpoint_dir``) and returns with ``interrupted=True``; the signal handlers that were
     installed before are put back exactly.  While training, this process holds the lock of
-    ``checkpoint_dir`` (see :mod:`ddpm_lite.rundir`): a second run on it is refused.
+    ``checkpoint_dir`` (see :mod:`ddpm_lite.runs.directory`): a second run on it is refused.
 
     Data parallel: when a ``torch.distributed`` process group of more than one process is
     initialised (``python -m ddpm_lite train`` under torchrun does it), ``batch_size`` is the
@@ -223,7 +223,7 @@ def train(
     # Check the whole dataset once, so the step can skip the per-batch checks (each a host sync).
     if not bool(torch.isfinite(data).all()):
         raise ValueError("data contains NaN or inf; clean or drop those samples first.")
-    runs.check_data_range(data, diffusion.num_levels)
+    guards.check_data_range(data, diffusion.num_levels)
     if loss_kind != "simple":
         diffusion.check_on_grid(data)  # the decoder term needs data on the K-level grid
     config = {
@@ -237,7 +237,7 @@ def train(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None and ckpt_dir.exists() and not ckpt_dir.is_dir():
         raise ValueError(f"checkpoint_dir {str(ckpt_dir)!r} is a file, not a directory.")
-    lock = runs.lock_run_dir(ckpt_dir, ddp, dev)
+    lock = guards.lock_run_dir(ckpt_dir, ddp, dev)
     try:
         return _train_locked(state, model, diffusion, data, ckpt_dir, resume, config, metadata, ddp, dev, steps=steps,
                              seconds=seconds, batch_size=batch_size, lr=lr, ema_decay=ema_decay, grad_clip=grad_clip,
@@ -269,7 +269,7 @@ def _train_locked(state: TrainState, model: nn.Module, diffusion: GaussianDiffus
         # Every save (periodic, end of budget, Ctrl-C/SIGTERM) and the end of a run without
         # checkpoints checks the weights first: a NaN step must never replace a good checkpoint.
         # Every rank holds the same weights, so every rank raises together under torchrun.
-        runs.check_finite(state, lr=lr, grad_clip=grad_clip, ckpt_dir=ckpt_dir, last_good=last_good[0])
+        guards.check_finite(state, lr=lr, grad_clip=grad_clip, ckpt_dir=ckpt_dir, last_good=last_good[0])
         if ckpt_dir is None:
             return
         if ddp.is_main:  # every rank holds the same state; one writer
@@ -331,7 +331,7 @@ def _make_step(state: TrainState, diffusion: GaussianDiffusion, data: torch.Tens
         return loss.detach()
 
     if compile and not ddp.enabled and autocast_dtype is None and loss_kind == "simple":
-        from .fast_step import make_compiled_step  # the whole step compiled: forward, backward, AdamW
+        from .step import make_compiled_step  # the whole step compiled: forward, backward, AdamW
 
         return make_compiled_step(state, diffusion, data, batch_size=batch_size, grad_clip=grad_clip)
     return step
@@ -370,7 +370,7 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
                     if not math.isfinite(mean_loss):
                         # No save here: it would replace the last good checkpoint with NaN weights.
                         raise FloatingPointError(f"the loss became {mean_loss} at step {state.step}"
-                                                 f"{runs.kept(ckpt_dir, saved_step)}; {runs.divergence_hint(lr, grad_clip)}")
+                                                 f"{guards.kept(ckpt_dir, saved_step)}; {guards.divergence_hint(lr, grad_clip)}")
                     losses.append((state.step, mean_loss))
                     bar.update(since_log, mean_loss)
                     running.zero_()
@@ -386,7 +386,7 @@ def _loop(state: TrainState, step_fn: Callable[[], torch.Tensor], save: Callable
                 tail = float(running) / since_log
                 if not math.isfinite(tail):
                     raise FloatingPointError(f"the loss became {tail} by step {state.step}"
-                                             f"{runs.kept(ckpt_dir, saved_step)}; {runs.divergence_hint(lr, grad_clip)}")
+                                             f"{guards.kept(ckpt_dir, saved_step)}; {guards.divergence_hint(lr, grad_clip)}")
                 losses.append((state.step, tail))
                 bar.update(since_log)
             save_once()

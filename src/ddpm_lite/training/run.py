@@ -1,6 +1,6 @@
 """Guards of a training run that keep it from destroying work (issue 10).
 
-* :func:`lock_run_dir` — one writer per run directory (see :mod:`ddpm_lite.rundir`), agreed
+* :func:`lock_run_dir` — one writer per run directory (see :mod:`ddpm_lite.runs.directory`), agreed
   on by every rank under torchrun;
 * :func:`check_finite` — the weights are checked before every save, so a step that
   produced NaN or inf never replaces the last good checkpoint;
@@ -14,19 +14,20 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, rundir
-from .train_state import TrainState
+from . import distributed
+from ..runs import directory
+from .state import TrainState
 
 __all__ = ["lock_run_dir", "check_finite", "divergence_hint", "kept", "check_data_range"]
 
 
-def lock_run_dir(ckpt_dir: Path | None, ddp: distributed.DistInfo, dev: torch.device) -> rundir.RunLock | None:
+def lock_run_dir(ckpt_dir: Path | None, ddp: distributed.DistInfo, dev: torch.device) -> directory.RunLock | None:
     """Take the run directory's lock (rank 0 only: the one writer) before reading or writing it.
 
     This also proves the directory writable before any step is taken.  Under torchrun every
     rank learns whether rank 0 got the lock, so none waits forever for a rank that gave up.
     """
-    lock = rundir.RunLock(ckpt_dir) if ckpt_dir is not None and ddp.is_main else None
+    lock = directory.RunLock(ckpt_dir) if ckpt_dir is not None and ddp.is_main else None
     error: Exception | None = None
     if lock is not None:
         try:
@@ -34,7 +35,7 @@ def lock_run_dir(ckpt_dir: Path | None, ddp: distributed.DistInfo, dev: torch.de
         except ValueError as exc:
             error = exc
     if not distributed.all_ok(error is None, ddp, dev):
-        raise error or rundir.RunDirBusy(f"rank 0 could not lock the run directory {str(ckpt_dir)!r}; see its error.")
+        raise error or directory.RunDirBusy(f"rank 0 could not lock the run directory {str(ckpt_dir)!r}; see its error.")
     return lock
 
 

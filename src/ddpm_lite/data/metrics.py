@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checks
+from .. import checks
 
 __all__ = [
     "frechet_distance",
@@ -82,7 +82,7 @@ def digit_classifier() -> nn.Module:
     """
     from sklearn.datasets import load_digits
 
-    from .data import DIGITS_TRAIN, digits
+    from .datasets import DIGITS_TRAIN, digits
 
     target = load_digits().target[np.random.default_rng(0).permutation(1797)][:DIGITS_TRAIN]
     x, y = digits("train"), torch.as_tensor(target)
@@ -123,7 +123,7 @@ def digit_features(images: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def digits_fd(samples: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray | None = None) -> float:
     """FD between ``samples`` and ``reference`` (default: the 300 digits test images)."""
-    from .data import digits
+    from .datasets import digits
 
     ref = digits("test") if reference is None else reference
     return frechet_distance(digit_features(samples), digit_features(ref))
@@ -137,7 +137,7 @@ def digits_fd_floor(subsets: int = 1) -> float:
     give 18.0, 7.8, 11.0 and 10.1 — so ``subsets=k`` (1..4) returns the mean over the first
     k disjoint subsets, a steadier reference for ratios.
     """
-    from .data import DIGITS_TEST, DIGITS_TRAIN, digits
+    from .datasets import DIGITS_TEST, DIGITS_TRAIN, digits
 
     checks.integer("subsets", subsets, 1, DIGITS_TRAIN // DIGITS_TEST)
     train = digits("train")
@@ -182,7 +182,7 @@ def sliced_wasserstein2(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tens
 def swiss_roll_benchmark_data(n_train: int = 20000, n_test: int = 5000) -> tuple[torch.Tensor, torch.Tensor]:
     """The swiss-roll protocol of ``benchmarks/``: :func:`ddpm_lite.data.toy_split`'s train (seed 0)
     and test (seed 1) points, both standardized with the *train* mean and std."""
-    from .data import toy_split
+    from .datasets import toy_split
 
     return toy_split("swiss_roll", "train", n_train, n_test), toy_split("swiss_roll", "test", n_train, n_test)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, adopt_weights, config_mismatches, load_checkpoint, save_checkpoint
+from ..runs.checkpoint import CheckpointError, adopt_weights, config_mismatches, load_checkpoint, save_checkpoint
 
 __all__ = ["TrainState", "ema_decay_at", "data_fingerprint", "RESTART_HINT"]
 
@@ -81,7 +81,7 @@ class TrainState:
             torch._foreach_lerp_(self.ema_params, self.params, 1.0 - ema_decay_at(self.step, ema_decay))
 
     def save(self, directory: Path, config: dict, metadata: dict | None) -> None:
-        """Write a checkpoint of this state (see :mod:`ddpm_lite.checkpoint`)."""
+        """Write a checkpoint of this state (see :mod:`ddpm_lite.runs.checkpoint`)."""
         save_checkpoint(directory, model=self.model, ema=self.ema, optimizer=self.optimizer, step=self.step,
                         config=config, generator=self.generator, data_order=self.order,
                         data_cursor=self.cursor, metadata=metadata)

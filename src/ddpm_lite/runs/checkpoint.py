@@ -9,7 +9,7 @@ A checkpoint directory holds
   cursor, the optimizer's hyper-parameters, free-form metadata, the name and SHA-256 of
   the weights file it belongs to, and (format 2) the SHA-256 of all of that;
 * ``ddpm_lite.manifest.json``: the weights files this package wrote (see
-  :mod:`ddpm_lite.rundir`); a save deletes only files listed there.
+  :mod:`ddpm_lite.runs.directory`); a save deletes only files listed there.
 
 Each file is written to a temporary name, flushed and fsync'ed, then renamed over the
 old one with :func:`os.replace` (atomic on POSIX and Windows).  The weights file goes
@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from .rundir import Manifest, atomic_write_bytes, is_weights_name
+from .directory import Manifest, atomic_write_bytes, is_weights_name
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "has_checkpoint",
            "config_mismatches", "adopt_weights", "state_digest", "STATE_FILE"]

@@ -21,7 +21,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from . import checks
+from .. import checks
 
 __all__ = ["uniform_bpd", "per_pixel_bpd", "autoregressive_bpd"]
 

@@ -61,6 +61,10 @@ def _positive_float(text: str) -> float:
     return _parse(text, float, lambda v: 0 < v < float("inf"), "a positive number", "a positive finite number")
 
 
+def _nonnegative_float(text: str) -> float:
+    return _parse(text, float, lambda v: 0 <= v < float("inf"), "a number", "a finite number >= 0")
+
+
 def _seed(text: str) -> int:
     return _parse(text, int, lambda v: 0 <= v < 2**63, "an integer seed", "a seed in 0..2**63-1")
 
@@ -71,7 +75,11 @@ MAX_SAMPLES = 100_000
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ddpm-lite`` command (exposed for docs and tests)."""
-    from .schedule import SCHEDULE_KINDS
+    from ..diffusion import LOSS_KINDS, VARIANCE_KINDS
+    from ..sampling import SAMPLER_KINDS
+    from ..schedule import SCHEDULE_KINDS
+    from ..spacing import SPACING_KINDS
+    from ..training.loop import AMP_KINDS
 
     parser = _Parser(prog="ddpm-lite", description="Train, sample and evaluate a small DDPM (Ho et al. 2020).",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,11 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=_positive_int, help="total optimizer steps (counting resumed ones)")
     tr.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     tr.add_argument("--schedule", default="linear", choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
-    tr.add_argument("--variance", default="beta", choices=("beta", "beta_tilde", "learned"),
+    tr.add_argument("--variance", default="beta", choices=VARIANCE_KINDS,
                     help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
     tr.add_argument("--denoiser", default="eps", choices=("eps", "levels"), help="eps: the plain ε network (default); "
-                    "levels: ε through the posterior over the data's grey levels (ddpm_lite.levels; images only)")
-    tr.add_argument("--loss", default="simple", choices=("simple", "vb", "hybrid"), help="objective (default simple)")
+                    "levels: ε through the posterior over the data's grey levels (ddpm_lite.nets.levels; images only)")
+    tr.add_argument("--loss", default="simple", choices=LOSS_KINDS, help="objective (default simple)")
     tr.add_argument("--importance", action="store_true", help="importance-sampled t (with --loss vb or hybrid, "
                     "one process; its history is not checkpointed, so a resumed run starts uniform again)")
     tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
@@ -101,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "as in benchmarks/; 1e-3 for larger images)")
     tr.add_argument("--image-size", type=_positive_int, help="resize folder images to this square size")
     tr.add_argument("--mode", default="L", choices=("L", "RGB"), help="folder images as grayscale (L) or RGB")
-    tr.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision on CUDA")
+    tr.add_argument("--amp", choices=AMP_KINDS, help="mixed precision on CUDA")
     tr.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="steps between checkpoints")
     tr.add_argument("--log-every", type=_positive_int, default=100,
                     help="steps between loss reports (default 100); with --no-progress each report is a line on stderr")
@@ -116,10 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
     sa.add_argument("--out", required=True, type=Path,
                     help="PNG to write (grid of images, or scatter plot of points); the raw samples go to the same name with .npy")
-    sa.add_argument("--sampler", default="ancestral", choices=("ancestral", "ddim", "dpm++", "dpm++sde"),
+    sa.add_argument("--sampler", default="ancestral", choices=SAMPLER_KINDS,
                     help="default ancestral (T steps); dpm++ is DPM-Solver++(2M), dpm++sde its stochastic form")
     sa.add_argument("--ddim-steps", type=_positive_int, default=None,
-                    help="steps for --sampler ddim, dpm++ or dpm++sde (default 50, or T when the run has fewer)")
+                    help="model calls for --sampler ddim (default 50), dpm++ or dpm++sde (default 20); at most T")
+    sa.add_argument("--eta", type=_nonnegative_float, default=None, help="DDIM's noise scale η (default 0; ddim only)")
+    sa.add_argument("--spacing", choices=SPACING_KINDS, default=None,
+                    help="timestep grid of dpm++ and dpm++sde (default logsnr)")
     sa.add_argument("--seed", type=_seed, default=0)
     sa.add_argument("--device", default="auto")
 
