@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddpm_lite.memory import MemoryEstimateError, check_fits, forward_bytes, meta_copy, sampling_bytes, training_bytes
-from ddpm_lite.networks import default_model
+from ddpm_lite.nets.memory import MemoryEstimateError, check_fits, forward_bytes, meta_copy, sampling_bytes, training_bytes
+from ddpm_lite.nets import default_model
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -46,7 +46,7 @@ def test_sampling_peak_is_below_the_training_sum() -> None:
 
 MEASURE = """
 import resource, sys, torch
-from ddpm_lite.networks import default_model
+from ddpm_lite.nets import default_model
 c, h, b = map(int, sys.argv[1:4])
 torch.manual_seed(0)
 m = default_model((4, c, h, h))

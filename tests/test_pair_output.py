@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ddpm_lite.pair_output import check_pair_writable, pair_matches, read_pair, write_pair
+from ddpm_lite.runs.outputs import check_pair_writable, pair_matches, read_pair, write_pair
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -69,7 +69,7 @@ def test_two_writers_and_a_reader_never_see_a_mixed_pair(tmp_path: Path) -> None
 FULL_DISK = """
 import resource, signal, sys
 from pathlib import Path
-from ddpm_lite.pair_output import write_pair
+from ddpm_lite.runs.outputs import write_pair
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing past the limit then fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
 d = Path(sys.argv[1])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from ddpm_lite.run_lock import LOCK_FILE, RunDirBusy, RunLock
+from ddpm_lite.runs.lock import LOCK_FILE, RunDirBusy, RunLock
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 RACERS, TRIALS = 3, 100
@@ -104,7 +104,7 @@ def _unshare_prefix() -> list[str] | None:
 
 HOLDER = """
 import os, sys
-from ddpm_lite.run_lock import RunLock
+from ddpm_lite.runs.lock import RunLock
 lock = RunLock(sys.argv[1]).acquire()
 print("held", os.getpid(), flush=True)
 if sys.stdin.readline().strip() == "die":
@@ -138,7 +138,7 @@ def test_a_lock_held_in_another_pid_namespace_is_never_taken_over(tmp_path: Path
             warnings.simplefilter("always")
             with RunLock(run) as lock:
                 assert lock.held
-        stale = [w for w in seen if "ended without releasing" in str(w.message)]
+        stale = [w for w in seen if "stale lock" in str(w.message)]
         assert len(stale) == (ending == "die"), [str(w.message) for w in seen]
         assert not (run / LOCK_FILE).exists()  # released: the file goes with the lock
 

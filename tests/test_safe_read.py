@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ddpm_lite.safe_read import UnsafeFileError, json_depth, read_json, read_regular
+from ddpm_lite.runs.files import UnsafeFileError, json_depth, read_json, read_regular
 
 
 def test_a_fifo_is_refused_at_once(tmp_path: Path) -> None:

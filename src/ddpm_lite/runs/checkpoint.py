@@ -26,13 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .directory import Manifest, atomic_write_bytes, is_weights_name
+from .files import UnsafeFileError, json_depth, read_json, read_regular
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "has_checkpoint",
            "config_mismatches", "adopt_weights", "state_digest", "STATE_FILE"]
@@ -41,6 +41,11 @@ STATE_FILE = "state.json"
 #: Format 2 adds ``state_sha256`` (the JSON itself is checksummed); format 1 is still read.
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
+#: Largest ``state.json`` read (a level-posterior model stores its T betas: ~20 MB at T = 10⁶).
+STATE_LIMIT = 64 << 20
+STATE_MAX_DEPTH = 32
+#: Largest weights file read (a regular file only; its SHA-256 is checked before parsing).
+WEIGHTS_LIMIT = 64 << 30
 #: ``state.json`` entries and the JSON types they must have (bool is refused where int is meant).
 _SCHEMA = {"step": int, "config": dict, "data_cursor": int, "optimizer": dict, "weights_file": str,
            "weights_sha256": str}
@@ -103,7 +108,9 @@ def save_checkpoint(
     tensors.update(opt_tensors)
     tensors["rng"] = generator.get_state().cpu()
     tensors["data.order"] = data_order.detach().cpu().contiguous()
-    blob = st_save(tensors)
+    # The format and step also live inside the checksummed weights: a state.json relabelled
+    # to an older format, or with its step edited, no longer matches them.
+    blob = st_save(tensors, metadata={"ddpm_lite_format": str(FORMAT_VERSION), "step": str(int(step))})
     weights_name = f"weights-{int(step):08d}.safetensors"
     # Only names in the manifest are ever deleted; list the new file before it exists, so a
     # kill at any moment below leaves nothing unlisted behind.
@@ -111,7 +118,12 @@ def save_checkpoint(
     if weights_name not in manifest.weights and os.path.lexists(directory / weights_name):
         raise CheckpointError(f"{str(directory / weights_name)!r} exists but was not written by this run directory's "
                               "checkpoints; move it away (it is left untouched) or choose another directory.")
-    manifest.add(weights_name)
+    older = (manifest.state_format or 0) < FORMAT_VERSION
+    manifest.state_format = max(manifest.state_format or 0, FORMAT_VERSION)
+    if weights_name not in manifest.weights:
+        manifest.add(weights_name)  # writes the format record too
+    elif older:
+        manifest.write()
     atomic_write_bytes(directory / weights_name, blob, tmp=directory / f".{weights_name}.tmp")
     state = {
         "format_version": FORMAT_VERSION,
@@ -176,33 +188,71 @@ def _check_schema(state: dict, path: Path) -> None:
 def _read_state(directory: Path) -> dict:
     path = directory / STATE_FILE
     try:
-        state = json.loads(path.read_text())
+        state = read_json(path, limit=STATE_LIMIT, max_depth=STATE_MAX_DEPTH, what="checkpoint file")
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint in {str(directory)!r}: {STATE_FILE} is missing.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"checkpoint file {str(path)!r} is corrupted (not valid JSON: {exc}).") from None
+    except UnsafeFileError as exc:  # FIFO, link, device, huge, deeply nested, not JSON
+        raise CheckpointError(str(exc)) from None
     if not isinstance(state, dict) or state.get("format_version") not in READABLE_FORMATS:
         raise CheckpointError(
             f"checkpoint file {str(path)!r} is not a ddpm_lite checkpoint of format "
             f"{' or '.join(map(str, READABLE_FORMATS))}."
         )
+    # The checksum first: nothing else in the file is looked at before it is verified.
     if state["format_version"] >= 2 and state.get("state_sha256") != state_digest(state):
         raise CheckpointError(f"checkpoint file {str(path)!r} was edited or corrupted (its SHA-256 does not match "
                               "its content); restore it from a backup or start over.")
+    try:
+        newest = Manifest(directory).state_format
+    except ValueError:
+        newest = None  # the manifest's own problems are reported by the next save
+    if newest is not None and state["format_version"] < newest:
+        raise CheckpointError(_downgraded(path, state["format_version"], newest))
     _check_schema(state, path)
     return state
+
+
+def _downgraded(path: Path, found: int, written: int) -> str:
+    return (f"checkpoint file {str(path)!r} says format {found}, but format {written} was written in this run "
+            "directory: it was relabelled (an older format is not checksummed); refused. Restore it from a "
+            "backup or start over.")
+
+
+def _weights_metadata(blob: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors blob (its header is JSON after an 8-byte length)."""
+    if len(blob) < 8:
+        return {}
+    n = int.from_bytes(blob[:8], "little")
+    header = blob[8:8 + n] if n <= len(blob) - 8 else b""
+    try:
+        meta = json.loads(header).get("__metadata__") if json_depth(header) <= 4 else None
+    except (ValueError, AttributeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _check_weights_agree(state: dict, blob: bytes, wpath: Path, directory: Path) -> None:
+    """The format and step recorded inside the (verified) weights must match state.json's."""
+    meta = _weights_metadata(blob)
+    fmt, step = meta.get("ddpm_lite_format"), meta.get("step")
+    if fmt is not None and fmt.isdigit() and state["format_version"] < int(fmt):
+        raise CheckpointError(_downgraded(directory / STATE_FILE, state["format_version"], int(fmt)))
+    if step is not None and step != str(state["step"]):
+        raise CheckpointError(f"checkpoint file {str(directory / STATE_FILE)!r} says step {state['step']}, but its "
+                              f"weights {str(wpath)!r} were saved at step {step}; the file was edited. Restore it "
+                              "from a backup or start over.")
 
 
 def _read_weights(wpath: Path) -> bytes:
     """The weights file's bytes; only a regular file (no symlink, device or FIFO) is read."""
     try:
-        fd = os.open(wpath, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        return read_regular(wpath, limit=WEIGHTS_LIMIT, what="checkpoint weights")
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint weights {str(wpath)!r} cannot be read: it is missing.") from None
+    except UnsafeFileError as exc:
+        raise CheckpointError(f"{exc} It cannot be read.") from None
     except OSError as exc:
         raise CheckpointError(f"checkpoint weights {str(wpath)!r} cannot be read: {exc.strerror or exc}.") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise CheckpointError(f"checkpoint weights {str(wpath)!r} is not a regular file; refused.")
-        return f.read()
 
 
 def load_checkpoint(directory: str | os.PathLike) -> dict:
@@ -235,6 +285,7 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
             f"checkpoint weights {str(wpath)!r} are truncated or corrupted (SHA-256 does not match {STATE_FILE}); "
             "delete the run directory or restore it from a backup."
         )
+    _check_weights_agree(state, blob, wpath, directory)
     try:
         tensors = st_load(blob)
     except Exception as exc:  # safetensors raises its own error types

@@ -35,7 +35,8 @@ from .. import checks
 from ..diffusion import LOSS_KINDS, GaussianDiffusion, LossKind
 from ..plumbing import resolve_device
 from ..runs.checkpoint import has_checkpoint
-from . import distributed, guards
+from . import distributed
+from . import run as guards  # af0b31a renamed guards.py to run.py (issue 20 in progress)
 from .progress import Progress
 from .state import TrainState, data_fingerprint, ema_decay_at
 from .timesteps import ImportanceSampler

@@ -32,7 +32,7 @@ NPY_HASH_KEY = b"ddpm_lite npy sha256"
 def check_pair_writable(png: str | os.PathLike, npy: str | os.PathLike, *, flag: str = "--out") -> None:
     """Refuse before any work when the pair cannot be written (folder missing, unwritable,
     or a folder in the way of either file); the message names ``flag``."""
-    from .rundir import check_writable
+    from .directory import check_writable
 
     png, npy = Path(png), Path(npy)
     if not png.parent.is_dir():

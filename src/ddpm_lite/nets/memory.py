@@ -39,7 +39,7 @@ def gb(n: float) -> str:
 
 def meta_copy(model: nn.Module) -> nn.Module:
     """The same architecture on the ``meta`` device (no memory), rebuilt from ``model.config``."""
-    from .networks import build_model
+    from .build import build_model
 
     config = getattr(model, "config", None)
     if not isinstance(config, dict):

@@ -31,7 +31,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from .safe_read import KIND_NAMES, json_depth
+from .files import KIND_NAMES, json_depth
 
 try:  # POSIX
     import fcntl
@@ -133,7 +133,7 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         """Take the lock or raise :class:`RunDirBusy` (a ValueError) naming the owner's record."""
-        from .rundir import check_writable  # rundir re-exports this module's names
+        from .directory import check_writable  # directory re-exports this module's names
 
         check_writable(self.directory)
         for _ in range(100):  # each retry means an owner released between our open and lock
@@ -142,16 +142,16 @@ class RunLock:
                 if not _try_lock(fd):
                     raise RunDirBusy(
                         f"run directory {str(self.directory)!r} is in use by another training run "
-                        f"({_describe(_record(fd))}); wait for it to finish or choose another directory. "
-                        "(The lock is the operating system's: it ends with that process.)")
+                        f"({_describe(_record(fd))}, holding {str(self.path)!r}); wait for it to finish or choose "
+                        "another directory. The lock is the operating system's: it ends with that process.")
                 if not self._same_file(fd):
                     os.close(fd)
                     continue
                 left = _record(fd)
                 if left is not None:
                     self.stale = left
-                    warnings.warn(f"a previous run in {str(self.directory)!r} ended without releasing its lock "
-                                  f"({_describe(left)}); it no longer holds it, so this run takes over.",
+                    warnings.warn(f"a stale lock in {str(self.directory)!r}: a previous run ended without releasing "
+                                  f"it ({_describe(left)}); it no longer holds it, so this run takes over.",
                                   RuntimeWarning, stacklevel=2)
                 body = (json.dumps(self.record) + "\n").encode()
                 os.ftruncate(fd, 0)
