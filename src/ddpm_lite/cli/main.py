@@ -39,8 +39,28 @@ def load_dataset(name: str, image_size: int | None = None, mode: str = "L", spli
     if not path.exists():
         raise ValueError(f"--data must be one of {', '.join(TOY_DATA)} or an existing folder of images; "
                          f"{name!r} is neither.")
+    if image_size is not None and path.is_dir():
+        _check_image_size(path, image_size, mode)
     images = data.image_folder(path, size=image_size, mode=mode)
     return images, {"data": str(path.resolve()), "image_size": image_size, "mode": mode, "num_levels": 256}
+
+
+def _check_image_size(folder: Path, image_size: int, mode: str) -> None:
+    """Refuse a target size the loader cannot hold before any image is decoded or resized."""
+    import torch
+
+    from ..data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS
+    from ..nets.memory import check_fits
+
+    if image_size * image_size > MAX_IMAGE_PIXELS:
+        raise ValueError(f"--image-size {image_size} makes {image_size}x{image_size} images, more than the "
+                         f"{MAX_IMAGE_PIXELS} pixels (4096x4096) the loader makes; choose a smaller --image-size "
+                         "(memory and time grow with its square).")
+    n = sum(1 for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+    channels = 3 if mode == "RGB" else 1
+    need = n * channels * image_size * image_size * 5  # uint8 decode + float32 copy
+    check_fits({"data": need, "total": need}, torch.device("cpu"),
+               what=f"loading {n} images at --image-size {image_size}", fix="lower --image-size")
 
 
 def load_run(run: Path, device: str = "auto"):
@@ -57,13 +77,40 @@ def load_run(run: Path, device: str = "auto"):
     if not all(bool(torch.isfinite(v).all()) for v in state["ema"].values() if v.is_floating_point()):
         # Written before every save was checked: refuse rather than draw black images or NaN bounds.
         raise ValueError(f"the weights in run {str(run)!r} are NaN or inf (the run diverged); retrain with a lower --lr.")
+    # Every size in state.json is checked against the weights on the meta device (nothing is
+    # allocated) before the model is built: an edited hidden=10**7 would otherwise take 80 GB.
+    unfit = ValueError(f"the weights in run {str(run)!r} do not fit the model its state.json describes "
+                       f"({str(state['config']['model'])[:300]}); the run is damaged.")
+    with torch.device("meta"):
+        shell = build_model(state["config"]["model"])
+    if {k: tuple(v.shape) for k, v in shell.state_dict().items()} != {k: tuple(v.shape) for k, v in state["ema"].items()}:
+        raise unfit
     model = build_model(state["config"]["model"])
     try:
         model.load_state_dict(state["ema"])
     except RuntimeError:  # a format-1 state.json edited by hand (format 2 is checksummed)
-        raise ValueError(f"the weights in run {str(run)!r} do not fit the model its state.json describes "
-                         f"({state['config']['model']}); the run is damaged.") from None
+        raise unfit from None
     return model.to(dev).eval(), GaussianDiffusion.from_config(state["config"]["diffusion"]), state, dev
+
+
+def sample_shape(state: dict, n: int, model) -> tuple[int, ...]:  # noqa: ANN001
+    """(n, *one sample's shape) from the run's ``config.data``, checked against the model on the
+    meta device, so an edited or missing entry is refused before anything is allocated."""
+    import torch
+
+    data = state["config"].get("data")
+    shape = data.get("shape") if isinstance(data, dict) else None
+    if not (isinstance(shape, list) and len(shape) in (2, 4)
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1 << 20 for s in shape)):
+        raise ValueError(f"run state.json is damaged: config.data.shape should list 2 or 4 positive sizes "
+                         f"(N, d) or (N, C, H, W), got {str(shape)[:80]}.")
+    from ..nets.memory import meta_copy
+
+    try:
+        meta_copy(model)(torch.empty((1, *shape[1:]), device="meta"), torch.ones(1, dtype=torch.long, device="meta"))
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"run state.json is damaged: config.data.shape {shape} does not fit its model.") from None
+    return (n, *shape[1:])
 
 
 # ---------------------------------------------------------------------------- commands
@@ -126,6 +173,17 @@ def _model_for(default_model, data, T: int, **kw):  # noqa: ANN001, ANN003, ANN2
                          f"--image-size {size}.") from None
 
 
+def _check_training_fits(model, data, batch: int, device) -> None:  # noqa: ANN001
+    """Estimate a training step's memory on the meta device; refuse with the numbers and the flags."""
+    from ..nets.memory import check_fits, meta_copy, training_bytes
+
+    sample = tuple(data.shape[1:])
+    need = training_bytes(meta_copy(model), (batch, *sample), data_bytes=data.numel() * data.element_size())
+    size = f"{sample[-1]}x{sample[-2]} px images" if len(sample) == 3 else f"{sample[0]}-d points"
+    fix = "lower --image-size (e.g. 64) or --batch-size" if len(sample) == 3 else "lower --batch-size"
+    check_fits(need, device, what=f"training on {size} at --batch-size {batch} per process", fix=fix)
+
+
 def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     import torch
 
@@ -149,6 +207,7 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     torch.manual_seed(args.seed)
     levels = (schedule, meta["num_levels"]) if args.denoiser == "levels" else None
     model = _model_for(default_model, data, args.T, learn_sigma=args.variance == "learned", levels=levels)
+    _check_training_fits(model, data, args.batch_size // ddp.world_size, device)
     if ddp.is_main:  # an unwritable --out must fail now, not at the first save after the budget
         check_writable(args.out, "--out")
     small = data.dim() == 2 or min(data.shape[-2:]) < 16
@@ -191,16 +250,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from ..data.png import grid_png, scatter_png
-    from ..runs.checkpoint import atomic_write_bytes
+    from ..nets.memory import check_fits, meta_copy, sampling_bytes
+    from ..runs.outputs import check_pair_writable, write_pair
     from ..sampling import SamplerConfig
 
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {str(args.out)!r}.")
-    if not args.out.parent.is_dir():
-        raise ValueError(f"the folder of --out, {str(args.out.parent)!r}, does not exist.")
-    for path in (args.out, args.out.with_suffix(".npy")):
-        if path.is_dir():  # checked before sampling: nothing is written if either cannot be
-            raise ValueError(f"--out would write {str(path)!r}, which is a folder; name a file such as samples.png.")
+    npy = args.out.with_suffix(".npy")
+    # Before sampling: nothing is drawn when the pair cannot be written.
+    check_pair_writable(args.out, npy, flag="--out")
     if args.n > MAX_SAMPLES:
         raise ValueError(f"--n {args.n} is more than {MAX_SAMPLES} samples in one call; run sample several "
                          "times with different --seed values.")
@@ -209,7 +267,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
                          f"use --ddim-steps {diffusion.T} or fewer.")
     how = SamplerConfig(args.sampler, args.ddim_steps, eta=args.eta, spacing=args.spacing)
-    shape = (args.n, *state["config"]["data"]["shape"][1:])
+    shape = sample_shape(state, args.n, model)
+    check_fits(sampling_bytes(meta_copy(model), shape), dev, what=f"sampling --n {args.n} of shape {shape[1:]} at once",
+               fix="lower --n (and run sample several times with different --seed values)")
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     with torch.no_grad():
         x = diffusion.sample(model, shape, generator=gen, device=dev, sampler=how)
@@ -217,9 +277,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     png = grid_png(x) if x.dim() == 4 else scatter_png(x)
     buf = io.BytesIO()
     np.save(buf, x.numpy())
-    npy = args.out.with_suffix(".npy")
-    atomic_write_bytes(npy, buf.getvalue())
-    atomic_write_bytes(args.out, png)
+    write_pair(args.out, png, npy, buf.getvalue())  # both or neither, never one of each writer
     _print_json({"png": str(args.out), "npy": str(npy), "shape": list(x.shape), "sampler": args.sampler})
     return 0
 

@@ -34,6 +34,8 @@ class MemoryEstimateError(ValueError):
 
 def gb(n: float) -> str:
     """Bytes as a short human figure (GB with two significant digits, or MB)."""
+    if n >= 1e10:
+        return f"{n / 1e9:,.0f} GB"
     return f"{n / 1e9:.2g} GB" if n >= 1e8 else f"{n / 1e6:.2g} MB"
 
 
