@@ -57,7 +57,9 @@ class CheckpointError(ValueError):
 
 def has_checkpoint(directory: str | os.PathLike) -> bool:
     """True if ``directory`` holds a ``state.json`` (i.e. something to resume from)."""
-    return (Path(directory) / STATE_FILE).is_file()
+    # Anything under that name counts (a FIFO, a link): loading it then says what it is, rather
+    # than a run silently starting over beside it.
+    return os.path.lexists(Path(directory) / STATE_FILE)
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -118,6 +120,11 @@ def save_checkpoint(
     if weights_name not in manifest.weights and os.path.lexists(directory / weights_name):
         raise CheckpointError(f"{str(directory / weights_name)!r} exists but was not written by this run directory's "
                               "checkpoints; move it away (it is left untouched) or choose another directory.")
+    state_path = directory / STATE_FILE
+    if manifest.state_format is None and os.path.lexists(state_path) and not _verifies(directory):
+        # A first save here (resume=False / --fresh) must not replace a user's own state.json.
+        raise CheckpointError(f"{str(state_path)!r} exists but was not written by this package's checkpoints; move "
+                              "it away (it is left untouched) or choose another directory.")
     older = (manifest.state_format or 0) < FORMAT_VERSION
     manifest.state_format = max(manifest.state_format or 0, FORMAT_VERSION)
     if weights_name not in manifest.weights:
@@ -141,6 +148,15 @@ def save_checkpoint(
                        tmp=directory / f".{STATE_FILE}.tmp")
     manifest.sweep(keep=weights_name)  # the previous checkpoint's weights, and any a crash left
     return directory / STATE_FILE
+
+
+def _verifies(directory: Path) -> bool:
+    """True when ``directory`` holds a complete checkpoint whose hashes match (so it is ours)."""
+    try:
+        load_checkpoint(directory)
+    except CheckpointError:
+        return False
+    return True
 
 
 def state_digest(state: dict) -> str:
