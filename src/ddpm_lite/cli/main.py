@@ -153,8 +153,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     ddp = distributed.init_from_env()
     try:
         return _train(args, ddp)
+    except (RuntimeError, ValueError) as exc:
+        if not ddp.enabled or not _is_collective_failure(exc):
+            raise
+        from ..training.rendezvous import explain_failure
+
+        raise ValueError(explain_failure(exc)) from None  # one line naming the rank, not a gloo traceback
     finally:
         distributed.shutdown()
+
+
+def _is_collective_failure(exc: BaseException) -> bool:
+    """A torch.distributed error (a peer closed the connection, a collective timed out)."""
+    import torch.distributed as dist
+
+    kinds = tuple(k for k in (getattr(dist, "DistError", None),) if k is not None)
+    text = str(exc).lower()
+    return isinstance(exc, kinds) or any(w in text for w in ("gloo", "nccl", "connection closed", "timed out",
+                                                               "connection reset", "broken pipe"))
 
 
 def _model_for(default_model, data, T: int, **kw):  # noqa: ANN001, ANN003, ANN202
