@@ -188,3 +188,50 @@ def test_fresh_still_replaces_our_own_run(run_dir, tmp_path, capsys) -> None:  #
     rc, err = _cli([*TRAIN, "--fresh", "--steps", "2", "--out", run], capsys)
     assert rc == 0, err
     assert load_checkpoint(run)["step"] == 2
+
+
+@pytest.mark.parametrize("argv", [["train", "--data", "", "--steps", "1", "--out", "r"],
+                                  ["train", "--data", "digits", "--steps", "1", "--out", ""],
+                                  ["sample", "--run", "", "--out", "s.png"], ["bpd", "--run", ""]],
+                         ids=["--data ''", "--out ''", "sample --run ''", "bpd --run ''"])
+def test_empty_paths_are_refused(argv, capsys) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "got '' (write . for the current folder)" in err, err
+
+
+def _big_pngs(folder: Path, n: int = 4, side: int = 1024) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(np.full((side, side, 3), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_image_size_beyond_the_loader_is_refused_at_once(tmp_path, capsys) -> None:  # noqa: ANN001
+    folder = _big_pngs(tmp_path / "imgs", n=2, side=16)
+    rc, err = _cli(["train", "--data", folder, "--image-size", "20000", "--steps", "1", "--out", tmp_path / "r"],
+                   capsys)
+    _one_error(rc, err, ["--image-size 20000", "4096x4096", "smaller --image-size"])
+
+
+def test_large_images_without_image_size_are_refused_with_the_numbers(tmp_path, capsys) -> None:  # noqa: ANN001
+    folder = _big_pngs(tmp_path / "imgs")
+    rc, err = _cli(["train", "--data", folder, "--mode", "RGB", "--steps", "1", "--device", "cpu",
+                    "--out", tmp_path / "r"], capsys)
+    _one_error(rc, err, ["1024x1024 px images at --batch-size 128", "needs about", "GB free",
+                         "lower --image-size (e.g. 64) or --batch-size"])
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_sample_n_beyond_memory_is_refused_before_sampling(run_dir, tmp_path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    from ddpm_lite.nets import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10_000)  # a tiny machine
+    rc, err = _cli(["sample", "--run", run_dir, "--n", "5000", "--out", tmp_path / "s.png", "--device", "cpu"],
+                   capsys)
+    _one_error(rc, err, ["sampling --n 5000", "needs about", "lower --n"])
+    assert not (tmp_path / "s.png").exists()
