@@ -16,6 +16,7 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
+from .checks import check_image_size, check_training_fits, sample_shape
 from .args import MAX_SAMPLES, TOY_DATA, build_parser  # noqa: F401 (build_parser: public here too)
 
 
@@ -40,27 +41,9 @@ def load_dataset(name: str, image_size: int | None = None, mode: str = "L", spli
         raise ValueError(f"--data must be one of {', '.join(TOY_DATA)} or an existing folder of images; "
                          f"{name!r} is neither.")
     if image_size is not None and path.is_dir():
-        _check_image_size(path, image_size, mode)
+        check_image_size(path, image_size, mode)
     images = data.image_folder(path, size=image_size, mode=mode)
     return images, {"data": str(path.resolve()), "image_size": image_size, "mode": mode, "num_levels": 256}
-
-
-def _check_image_size(folder: Path, image_size: int, mode: str) -> None:
-    """Refuse a target size the loader cannot hold before any image is decoded or resized."""
-    import torch
-
-    from ..data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS
-    from ..nets.memory import check_fits
-
-    if image_size * image_size > MAX_IMAGE_PIXELS:
-        raise ValueError(f"--image-size {image_size} makes {image_size}x{image_size} images, more than the "
-                         f"{MAX_IMAGE_PIXELS} pixels (4096x4096) the loader makes; choose a smaller --image-size "
-                         "(memory and time grow with its square).")
-    n = sum(1 for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-    channels = 3 if mode == "RGB" else 1
-    need = n * channels * image_size * image_size * 5  # uint8 decode + float32 copy
-    check_fits({"data": need, "total": need}, torch.device("cpu"),
-               what=f"loading {n} images at --image-size {image_size}", fix="lower --image-size")
 
 
 def load_run(run: Path, device: str = "auto"):
@@ -91,26 +74,6 @@ def load_run(run: Path, device: str = "auto"):
     except RuntimeError:  # a format-1 state.json edited by hand (format 2 is checksummed)
         raise unfit from None
     return model.to(dev).eval(), GaussianDiffusion.from_config(state["config"]["diffusion"]), state, dev
-
-
-def sample_shape(state: dict, n: int, model) -> tuple[int, ...]:  # noqa: ANN001
-    """(n, *one sample's shape) from the run's ``config.data``, checked against the model on the
-    meta device, so an edited or missing entry is refused before anything is allocated."""
-    import torch
-
-    data = state["config"].get("data")
-    shape = data.get("shape") if isinstance(data, dict) else None
-    if not (isinstance(shape, list) and len(shape) in (2, 4)
-            and all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1 << 20 for s in shape)):
-        raise ValueError(f"run state.json is damaged: config.data.shape should list 2 or 4 positive sizes "
-                         f"(N, d) or (N, C, H, W), got {str(shape)[:80]}.")
-    from ..nets.memory import meta_copy
-
-    try:
-        meta_copy(model)(torch.empty((1, *shape[1:]), device="meta"), torch.ones(1, dtype=torch.long, device="meta"))
-    except (RuntimeError, ValueError, TypeError):
-        raise ValueError(f"run state.json is damaged: config.data.shape {shape} does not fit its model.") from None
-    return (n, *shape[1:])
 
 
 # ---------------------------------------------------------------------------- commands
@@ -189,17 +152,6 @@ def _model_for(default_model, data, T: int, **kw):  # noqa: ANN001, ANN003, ANN2
                          f"--image-size {size}.") from None
 
 
-def _check_training_fits(model, data, batch: int, device) -> None:  # noqa: ANN001
-    """Estimate a training step's memory on the meta device; refuse with the numbers and the flags."""
-    from ..nets.memory import check_fits, meta_copy, training_bytes
-
-    sample = tuple(data.shape[1:])
-    need = training_bytes(meta_copy(model), (batch, *sample), data_bytes=data.numel() * data.element_size())
-    size = f"{sample[-1]}x{sample[-2]} px images" if len(sample) == 3 else f"{sample[0]}-d points"
-    fix = "lower --image-size (e.g. 64) or --batch-size" if len(sample) == 3 else "lower --batch-size"
-    check_fits(need, device, what=f"training on {size} at --batch-size {batch} per process", fix=fix)
-
-
 def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     import torch
 
@@ -223,7 +175,7 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     torch.manual_seed(args.seed)
     levels = (schedule, meta["num_levels"]) if args.denoiser == "levels" else None
     model = _model_for(default_model, data, args.T, learn_sigma=args.variance == "learned", levels=levels)
-    _check_training_fits(model, data, args.batch_size // ddp.world_size, device)
+    check_training_fits(model, data, args.batch_size // ddp.world_size, device)
     if ddp.is_main:  # an unwritable --out must fail now, not at the first save after the budget
         check_writable(args.out, "--out")
     small = data.dim() == 2 or min(data.shape[-2:]) < 16

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 
 from .directory import Manifest, atomic_write_bytes, is_weights_name
-from .files import UnsafeFileError, json_depth, read_json, read_regular
+from .files import UnsafeFileError, read_json, read_regular
+from .verify import check_weights_agree, downgraded
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "has_checkpoint",
            "config_mismatches", "adopt_weights", "state_digest", "STATE_FILE"]
@@ -223,40 +224,9 @@ def _read_state(directory: Path) -> dict:
     except ValueError:
         newest = None  # the manifest's own problems are reported by the next save
     if newest is not None and state["format_version"] < newest:
-        raise CheckpointError(_downgraded(path, state["format_version"], newest))
+        raise CheckpointError(downgraded(path, state["format_version"], newest))
     _check_schema(state, path)
     return state
-
-
-def _downgraded(path: Path, found: int, written: int) -> str:
-    return (f"checkpoint file {str(path)!r} says format {found}, but format {written} was written in this run "
-            "directory: it was relabelled (an older format is not checksummed); refused. Restore it from a "
-            "backup or start over.")
-
-
-def _weights_metadata(blob: bytes) -> dict:
-    """The ``__metadata__`` of a safetensors blob (its header is JSON after an 8-byte length)."""
-    if len(blob) < 8:
-        return {}
-    n = int.from_bytes(blob[:8], "little")
-    header = blob[8:8 + n] if n <= len(blob) - 8 else b""
-    try:
-        meta = json.loads(header).get("__metadata__") if json_depth(header) <= 4 else None
-    except (ValueError, AttributeError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def _check_weights_agree(state: dict, blob: bytes, wpath: Path, directory: Path) -> None:
-    """The format and step recorded inside the (verified) weights must match state.json's."""
-    meta = _weights_metadata(blob)
-    fmt, step = meta.get("ddpm_lite_format"), meta.get("step")
-    if fmt is not None and fmt.isdigit() and state["format_version"] < int(fmt):
-        raise CheckpointError(_downgraded(directory / STATE_FILE, state["format_version"], int(fmt)))
-    if step is not None and step != str(state["step"]):
-        raise CheckpointError(f"checkpoint file {str(directory / STATE_FILE)!r} says step {state['step']}, but its "
-                              f"weights {str(wpath)!r} were saved at step {step}; the file was edited. Restore it "
-                              "from a backup or start over.")
 
 
 def _read_weights(wpath: Path) -> bytes:
@@ -301,7 +271,7 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
             f"checkpoint weights {str(wpath)!r} are truncated or corrupted (SHA-256 does not match {STATE_FILE}); "
             "delete the run directory or restore it from a backup."
         )
-    _check_weights_agree(state, blob, wpath, directory)
+    check_weights_agree(state, blob, wpath, directory)
     try:
         tensors = st_load(blob)
     except Exception as exc:  # safetensors raises its own error types

@@ -74,7 +74,8 @@ def _client(timeout_s: float, master: bool = False) -> dist.Store:
 
 
 def _prefix() -> str:
-    return f"ddpm_lite/{os.environ.get('TORCHELASTIC_RUN_ID', 'env')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+    run, restart = os.environ.get("TORCHELASTIC_RUN_ID", "env"), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return f"ddpm_lite/{run}/{restart}/"
 
 
 def join(rank: int, world: int, backend: str) -> None:
