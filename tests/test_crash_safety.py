@@ -309,9 +309,11 @@ def test_hostile_weights_file_is_never_followed_or_deleted(tmp_path, resume):
     if resume:
         with pytest.raises(CheckpointError, match="weights_file"):
             _tiny_train(run)
-    else:
-        assert _tiny_train(run, resume=False).steps == 6
-        assert load_checkpoint(run)["step"] == 6
+    else:  # a fresh run never replaces a state.json it did not write (issue 23)
+        planted = (run / "state.json").read_text()
+        with pytest.raises(CheckpointError, match="not written by"):
+            _tiny_train(run, resume=False)
+        assert (run / "state.json").read_text() == planted
     assert victim.read_text() == "precious"
 
 
