@@ -407,15 +407,33 @@ def test_checkpoint_wrong_config_on_resume(run_dir, tmp_path):
 
 
 def _edit_state(run: Path, edit, fmt: int | None = None) -> None:
-    """Change state.json with ``edit(state)``; ``fmt=1`` rewrites it as an old format-1 file (no checksum)."""
+    """Change state.json with ``edit(state)``; ``fmt=1`` first turns the run into one written before
+    format 2 (no checksum, no format record in the weights or the manifest)."""
     import json
 
     state = json.loads((run / "state.json").read_text())
     if fmt == 1:
-        state["format_version"] = 1
-        state.pop("state_sha256", None)
+        _as_format_1(run, state)
     edit(state)
     (run / "state.json").write_text(json.dumps(state))
+
+
+def _as_format_1(run: Path, state: dict) -> None:
+    """What a format-1 writer left: weights without metadata, a manifest without ``state_format``."""
+    import hashlib
+    import json
+
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    weights = run / state["weights_file"]
+    blob = st_save(st_load(weights.read_bytes()))
+    weights.write_bytes(blob)
+    manifest = json.loads((run / "ddpm_lite.manifest.json").read_text())
+    manifest.pop("state_format", None)
+    (run / "ddpm_lite.manifest.json").write_text(json.dumps(manifest))
+    state.update(format_version=1, weights_sha256=hashlib.sha256(blob).hexdigest())
+    state.pop("state_sha256", None)
 
 
 @pytest.mark.parametrize("weights_file", ["../victim.txt", "/dev/zero", "sub/weights-00000002.safetensors", 7])

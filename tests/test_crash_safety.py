@@ -256,16 +256,20 @@ def test_stale_lock_of_a_dead_process_is_reported_and_taken_over(tmp_path):
     assert load_checkpoint(tmp_path)["step"] == 6 and not (tmp_path / "ddpm_lite.lock").exists()
 
 
-def test_lock_of_another_host_is_never_taken_over(tmp_path):
+def test_lock_held_under_another_host_name_is_never_taken_over(tmp_path):
+    """The record is information only: a held lock is refused whatever it says, a free one is free."""
     import json
 
-    from ddpm_lite.runs.directory import RunDirBusy
+    from ddpm_lite.runs.directory import RunDirBusy, RunLock
 
-    lock = tmp_path / "ddpm_lite.lock"
-    lock.write_text(json.dumps({"pid": _dead_pid(), "host": "some-other-node", "started": "earlier"}))
-    with pytest.raises(RunDirBusy, match="some-other-node.*delete"):
+    held = RunLock(tmp_path).acquire()  # a live owner; its record claims another node (NFS, clones)
+    (tmp_path / "ddpm_lite.lock").write_text(json.dumps({"pid": _dead_pid(), "host": "some-other-node",
+                                                         "started": "earlier"}))
+    with pytest.raises(RunDirBusy, match="some-other-node.*ddpm_lite.lock"):
         _tiny_train(tmp_path)
-    assert lock.exists() and not has_checkpoint(tmp_path)
+    assert not has_checkpoint(tmp_path)
+    held.release()
+    assert _tiny_train(tmp_path).steps == 6
 
 
 def test_planted_foreign_files_survive_every_save(tmp_path):
@@ -305,9 +309,11 @@ def test_hostile_weights_file_is_never_followed_or_deleted(tmp_path, resume):
     if resume:
         with pytest.raises(CheckpointError, match="weights_file"):
             _tiny_train(run)
-    else:
-        assert _tiny_train(run, resume=False).steps == 6
-        assert load_checkpoint(run)["step"] == 6
+    else:  # a fresh run never replaces a state.json it did not write (issue 23)
+        planted = (run / "state.json").read_text()
+        with pytest.raises(CheckpointError, match="not written by"):
+            _tiny_train(run, resume=False)
+        assert (run / "state.json").read_text() == planted
     assert victim.read_text() == "precious"
 
 

@@ -69,6 +69,17 @@ def _seed(text: str) -> int:
     return _parse(text, int, lambda v: 0 <= v < 2**63, "an integer seed", "a seed in 0..2**63-1")
 
 
+def _nonempty(text: str) -> str:
+    # An empty value is a shell accident ("--out $UNSET"), never "here": refuse it, say how to mean "here".
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path or a name, got {text!r} (write . for the current folder)")
+    return text
+
+
+def _path(text: str) -> Path:
+    return Path(_nonempty(text))
+
+
 #: Most samples one ``sample`` call draws (they are all held in memory); run it again with another --seed for more.
 MAX_SAMPLES = 100_000
 
@@ -89,9 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a model (resumes if --out holds a checkpoint)", epilog=EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("--data", required=True, metavar="DATA",
+    tr.add_argument("--data", required=True, metavar="DATA", type=_nonempty,
                     help="digits, swiss_roll, moons, mixture, or a folder of images (PNG, JPEG, ...)")
-    tr.add_argument("--out", required=True, type=Path, help="run directory for checkpoints (created if missing)")
+    tr.add_argument("--out", required=True, type=_path, help="run directory for checkpoints (created if missing)")
     tr.add_argument("--seconds", type=_positive_float, help="wall-clock training budget")
     tr.add_argument("--steps", type=_positive_int, help="total optimizer steps (counting resumed ones)")
     tr.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
@@ -123,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sa = sub.add_parser("sample", help="draw samples from a trained run", epilog=EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    sa.add_argument("--run", required=True, type=Path, help="run directory written by 'train'")
+    sa.add_argument("--run", required=True, type=_path, help="run directory written by 'train'")
     sa.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
-    sa.add_argument("--out", required=True, type=Path,
+    sa.add_argument("--out", required=True, type=_path,
                     help="PNG to write (grid of images, or scatter plot of points); the raw samples go to the same name with .npy")
     sa.add_argument("--sampler", default="ancestral", choices=SAMPLER_KINDS,
                     help="default ancestral (T steps); dpm++ is DPM-Solver++(2M), dpm++sde its stochastic form")
@@ -139,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bp = sub.add_parser("bpd", help="variational bound in bits/dim on held-out data (prints JSON)", epilog=EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    bp.add_argument("--run", required=True, type=Path, help="run directory written by 'train'")
+    bp.add_argument("--run", required=True, type=_path, help="run directory written by 'train'")
     bp.add_argument("--n", type=_positive_int, help="evaluate on the first N held-out samples (default: all, max 1000)")
-    bp.add_argument("--data", help="the data to score (default: the run's own, from its metadata; needed for runs "
+    bp.add_argument("--data", type=_nonempty, help="the data to score (default: the run's own, from its metadata; needed for runs "
                     "trained through the Python API)")
     bp.add_argument("--seed", type=_seed, default=0)
     bp.add_argument("--device", default="auto")

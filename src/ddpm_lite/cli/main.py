@@ -16,6 +16,7 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
+from .checks import check_image_size, check_training_fits, sample_shape
 from .args import MAX_SAMPLES, TOY_DATA, build_parser  # noqa: F401 (build_parser: public here too)
 
 
@@ -39,6 +40,8 @@ def load_dataset(name: str, image_size: int | None = None, mode: str = "L", spli
     if not path.exists():
         raise ValueError(f"--data must be one of {', '.join(TOY_DATA)} or an existing folder of images; "
                          f"{name!r} is neither.")
+    if image_size is not None and path.is_dir():
+        check_image_size(path, image_size, mode)
     images = data.image_folder(path, size=image_size, mode=mode)
     return images, {"data": str(path.resolve()), "image_size": image_size, "mode": mode, "num_levels": 256}
 
@@ -57,12 +60,19 @@ def load_run(run: Path, device: str = "auto"):
     if not all(bool(torch.isfinite(v).all()) for v in state["ema"].values() if v.is_floating_point()):
         # Written before every save was checked: refuse rather than draw black images or NaN bounds.
         raise ValueError(f"the weights in run {str(run)!r} are NaN or inf (the run diverged); retrain with a lower --lr.")
+    # Every size in state.json is checked against the weights on the meta device (nothing is
+    # allocated) before the model is built: an edited hidden=10**7 would otherwise take 80 GB.
+    unfit = ValueError(f"the weights in run {str(run)!r} do not fit the model its state.json describes "
+                       f"({str(state['config']['model'])[:300]}); the run is damaged.")
+    with torch.device("meta"):
+        shell = build_model(state["config"]["model"])
+    if {k: tuple(v.shape) for k, v in shell.state_dict().items()} != {k: tuple(v.shape) for k, v in state["ema"].items()}:
+        raise unfit
     model = build_model(state["config"]["model"])
     try:
         model.load_state_dict(state["ema"])
     except RuntimeError:  # a format-1 state.json edited by hand (format 2 is checksummed)
-        raise ValueError(f"the weights in run {str(run)!r} do not fit the model its state.json describes "
-                         f"({state['config']['model']}); the run is damaged.") from None
+        raise unfit from None
     return model.to(dev).eval(), GaussianDiffusion.from_config(state["config"]["diffusion"]), state, dev
 
 
@@ -106,8 +116,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     ddp = distributed.init_from_env()
     try:
         return _train(args, ddp)
+    except (RuntimeError, ValueError) as exc:
+        if not ddp.enabled or not _is_collective_failure(exc):
+            raise
+        from ..training.rendezvous import explain_failure
+
+        raise ValueError(explain_failure(exc)) from None  # one line naming the rank, not a gloo traceback
     finally:
         distributed.shutdown()
+
+
+def _is_collective_failure(exc: BaseException) -> bool:
+    """A torch.distributed error (a peer closed the connection, a collective timed out)."""
+    import torch.distributed as dist
+
+    kinds = tuple(k for k in (getattr(dist, "DistError", None),) if k is not None)
+    text = str(exc).lower()
+    return isinstance(exc, kinds) or any(w in text for w in ("gloo", "nccl", "connection closed", "timed out",
+                                                               "connection reset", "broken pipe"))
 
 
 def _model_for(default_model, data, T: int, **kw):  # noqa: ANN001, ANN003, ANN202
@@ -149,6 +175,7 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     torch.manual_seed(args.seed)
     levels = (schedule, meta["num_levels"]) if args.denoiser == "levels" else None
     model = _model_for(default_model, data, args.T, learn_sigma=args.variance == "learned", levels=levels)
+    check_training_fits(model, data, args.batch_size // ddp.world_size, device)
     if ddp.is_main:  # an unwritable --out must fail now, not at the first save after the budget
         check_writable(args.out, "--out")
     small = data.dim() == 2 or min(data.shape[-2:]) < 16
@@ -192,16 +219,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from ..data.png import grid_png, scatter_png
-    from ..runs.checkpoint import atomic_write_bytes
+    from ..nets.memory import check_fits, meta_copy, sampling_bytes
+    from ..runs.outputs import check_pair_writable, write_pair
     from ..sampling import SamplerConfig
 
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {str(args.out)!r}.")
-    if not args.out.parent.is_dir():
-        raise ValueError(f"the folder of --out, {str(args.out.parent)!r}, does not exist.")
-    for path in (args.out, args.out.with_suffix(".npy")):
-        if path.is_dir():  # checked before sampling: nothing is written if either cannot be
-            raise ValueError(f"--out would write {str(path)!r}, which is a folder; name a file such as samples.png.")
+    npy = args.out.with_suffix(".npy")
+    # Before sampling: nothing is drawn when the pair cannot be written.
+    check_pair_writable(args.out, npy, flag="--out")
     if args.n > MAX_SAMPLES:
         raise ValueError(f"--n {args.n} is more than {MAX_SAMPLES} samples in one call; run sample several "
                          "times with different --seed values.")
@@ -210,7 +236,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
                          f"use --ddim-steps {diffusion.T} or fewer.")
     how = SamplerConfig(args.sampler, args.ddim_steps, eta=args.eta, spacing=args.spacing)
-    shape = (args.n, *state["config"]["data"]["shape"][1:])
+    shape = sample_shape(state, args.n, model)
+    check_fits(sampling_bytes(meta_copy(model), shape), dev, what=f"sampling --n {args.n} of shape {shape[1:]} at once",
+               fix="lower --n (and run sample several times with different --seed values)")
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     with torch.no_grad():
         x = diffusion.sample(model, shape, generator=gen, device=dev, sampler=how)
@@ -218,9 +246,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     png = grid_png(x) if x.dim() == 4 else scatter_png(x)
     buf = io.BytesIO()
     np.save(buf, x.numpy())
-    npy = args.out.with_suffix(".npy")
-    atomic_write_bytes(npy, buf.getvalue())
-    atomic_write_bytes(args.out, png)
+    write_pair(args.out, png, npy, buf.getvalue())  # both or neither, never one of each writer
     _print_json({"png": str(args.out), "npy": str(npy), "shape": list(x.shape), "sampler": args.sampler})
     return 0
 

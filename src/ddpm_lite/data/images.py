@@ -41,17 +41,36 @@ def _open_checked(f: Path):  # noqa: ANN202
         return ImageOps.exif_transpose(im)  # a photo taken sideways is read the way it is shown
 
 
+def _stated_bits(im) -> int | None:  # noqa: ANN001
+    """Bits per sample a TIFF states in its header (None for other formats)."""
+    tags = getattr(im, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    if isinstance(bits, tuple):
+        bits = bits[0] if bits else None
+    return int(bits) if isinstance(bits, int) else None
+
+
 def _to_8bit(im, f: Path, mode: str):  # noqa: ANN001, ANN202
     """Convert one decoded image to 8-bit ``mode`` at its true depth (the policy of :func:`image_folder`)."""
     from PIL import Image
 
     if im.mode in _HIGH_DEPTH_MODES or im.mode == "F":
         a = np.asarray(im, dtype=np.float64)
+        if im.mode == "I" and _stated_bits(im) != 16:
+            # A 32-bit integer file has no agreed white level: 0..255 in it may mean 8-bit levels
+            # (white) or 32-bit ones (black). Guessing would silently darken or wash out the data.
+            raise ValueError(f"image file {str(f)!r} is a {_stated_bits(im) or 32}-bit integer image (values "
+                             f"{a.min():g}..{a.max():g}), whose white level is ambiguous; save it as 8-bit or "
+                             "16-bit, or as float (mode F) in [0, 1].")
         top = 1.0 if im.mode == "F" else 65535.0  # float: intensities in [0, 1]; integer: 16-bit levels
         if not np.isfinite(a).all() or a.min() < 0 or a.max() > top:
             raise ValueError(f"image file {str(f)!r} ({im.mode}) holds values in [{a.min():g}, {a.max():g}]; "
                              f"{'float images must hold intensities in [0, 1]' if top == 1 else 'expected 0..65535'}.")
+        key = im.info.get("transparency")  # a tRNS grey key is a 16-bit level here
         im = Image.fromarray(np.round(a * (255.0 / top)).astype(np.uint8), "L")
+        if isinstance(key, int) and not isinstance(key, bool):
+            # Same policy as 8 bits: the keyed pixels are transparent, composited over white.
+            im = Image.fromarray(np.where(a == key, 255, np.asarray(im)).astype(np.uint8), "L")
     if im.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (im.mode in ("P", "L", "RGB") and "transparency" in im.info):
         # Transparent pixels are composited over white: a cut-out on a page, not on black.
         im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
@@ -84,8 +103,9 @@ def image_folder(path: str | os.PathLike, size: int | tuple[int, int] | None = N
 
     Depth and mode policy: every image is first turned upright by its EXIF orientation;
     16-bit images are scaled (level/65535), float images (TIFF mode F) must hold [0, 1] and
-    are taken as they are, palette images are expanded, and transparency (RGBA, LA, palette
-    or tRNS) is composited over **white**.  The result is quantised to 8-bit levels, so a
+    are taken as they are, 32-bit integer images are refused (their white level is
+    ambiguous), palette images are expanded, and transparency (RGBA, LA, palette or a tRNS
+    key, at 8 or 16 bits) is composited over **white**.  The result is quantised to 8-bit levels, so a
     16-bit file and its 8-bit copy load identically, and mapped to [−1, 1] by
     :func:`to_model_range`; :func:`from_model_range` maps samples back to uint8.
     """
@@ -115,9 +135,19 @@ def image_folder(path: str | os.PathLike, size: int | tuple[int, int] | None = N
     for f in files:
         try:
             im = _open_checked(f)
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            if isinstance(exc, ValueError) and str(f) in str(exc):
+                raise  # already names the file
+            # Pillow raises bare ValueErrors too (an oversized text chunk: "Decompressed Data Too Large").
             raise ValueError(f"cannot read image file {str(f)!r}: {exc}") from None
-        im = _to_8bit(im, f, mode)
+        try:
+            im = _to_8bit(im, f, mode)
+        except (ValueError, OSError) as exc:
+            if str(f) in str(exc):
+                raise
+            # e.g. LAB or CMYK-with-alpha: modes Pillow cannot convert to L or RGB.
+            raise ValueError(f"cannot convert image file {str(f)!r} (mode {im.mode}) to {mode}: {exc}; "
+                             "save it as RGB or grayscale.") from None
         if size is not None:
             if im.size != (hw[1], hw[0]):  # PIL sizes are (W, H)
                 im = im.resize((hw[1], hw[0]), Image.Resampling.BICUBIC)

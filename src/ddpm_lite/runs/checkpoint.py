@@ -27,13 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .directory import Manifest, atomic_write_bytes, is_weights_name
+from .files import UnsafeFileError, read_json, read_regular
+from .verify import check_weights_agree, downgraded
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "has_checkpoint",
            "config_mismatches", "adopt_weights", "state_digest", "STATE_FILE"]
@@ -42,6 +43,11 @@ STATE_FILE = "state.json"
 #: Format 2 adds ``state_sha256`` (the JSON itself is checksummed); format 1 is still read.
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
+#: Largest ``state.json`` read (a level-posterior model stores its T betas: ~20 MB at T = 10⁶).
+STATE_LIMIT = 64 << 20
+STATE_MAX_DEPTH = 32
+#: Largest weights file read (a regular file only; its SHA-256 is checked before parsing).
+WEIGHTS_LIMIT = 64 << 30
 #: ``state.json`` entries and the JSON types they must have (bool is refused where int is meant).
 _SCHEMA = {"step": int, "config": dict, "data_cursor": int, "optimizer": dict, "weights_file": str,
            "weights_sha256": str}
@@ -53,7 +59,9 @@ class CheckpointError(ValueError):
 
 def has_checkpoint(directory: str | os.PathLike) -> bool:
     """True if ``directory`` holds a ``state.json`` (i.e. something to resume from)."""
-    return (Path(directory) / STATE_FILE).is_file()
+    # Anything under that name counts (a FIFO, a link): loading it then says what it is, rather
+    # than a run silently starting over beside it.
+    return os.path.lexists(Path(directory) / STATE_FILE)
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -110,7 +118,9 @@ def save_checkpoint(
     tensors["rng"] = generator.get_state().cpu()
     tensors["data.order"] = data_order.detach().cpu().contiguous()
     tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
-    blob = st_save(tensors)
+    # The format and step also live inside the checksummed weights: a state.json relabelled
+    # to an older format, or with its step edited, no longer matches them.
+    blob = st_save(tensors, metadata={"ddpm_lite_format": str(FORMAT_VERSION), "step": str(int(step))})
     weights_name = f"weights-{int(step):08d}.safetensors"
     # Only names in the manifest are ever deleted; list the new file before it exists, so a
     # kill at any moment below leaves nothing unlisted behind.
@@ -118,7 +128,17 @@ def save_checkpoint(
     if weights_name not in manifest.weights and os.path.lexists(directory / weights_name):
         raise CheckpointError(f"{str(directory / weights_name)!r} exists but was not written by this run directory's "
                               "checkpoints; move it away (it is left untouched) or choose another directory.")
-    manifest.add(weights_name)
+    state_path = directory / STATE_FILE
+    if manifest.state_format is None and os.path.lexists(state_path) and not _verifies(directory):
+        # A first save here (resume=False / --fresh) must not replace a user's own state.json.
+        raise CheckpointError(f"{str(state_path)!r} exists but was not written by this package's checkpoints; move "
+                              "it away (it is left untouched) or choose another directory.")
+    older = (manifest.state_format or 0) < FORMAT_VERSION
+    manifest.state_format = max(manifest.state_format or 0, FORMAT_VERSION)
+    if weights_name not in manifest.weights:
+        manifest.add(weights_name)  # writes the format record too
+    elif older:
+        manifest.write()
     atomic_write_bytes(directory / weights_name, blob, tmp=directory / f".{weights_name}.tmp")
     state = {
         "format_version": FORMAT_VERSION,
@@ -136,6 +156,15 @@ def save_checkpoint(
                        tmp=directory / f".{STATE_FILE}.tmp")
     manifest.sweep(keep=weights_name)  # the previous checkpoint's weights, and any a crash left
     return directory / STATE_FILE
+
+
+def _verifies(directory: Path) -> bool:
+    """True when ``directory`` holds a complete checkpoint whose hashes match (so it is ours)."""
+    try:
+        load_checkpoint(directory)
+    except CheckpointError:
+        return False
+    return True
 
 
 def state_digest(state: dict) -> str:
@@ -183,19 +212,26 @@ def _check_schema(state: dict, path: Path) -> None:
 def _read_state(directory: Path) -> dict:
     path = directory / STATE_FILE
     try:
-        state = json.loads(path.read_text())
+        state = read_json(path, limit=STATE_LIMIT, max_depth=STATE_MAX_DEPTH, what="checkpoint file")
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint in {str(directory)!r}: {STATE_FILE} is missing.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"checkpoint file {str(path)!r} is corrupted (not valid JSON: {exc}).") from None
+    except UnsafeFileError as exc:  # FIFO, link, device, huge, deeply nested, not JSON
+        raise CheckpointError(str(exc)) from None
     if not isinstance(state, dict) or state.get("format_version") not in READABLE_FORMATS:
         raise CheckpointError(
             f"checkpoint file {str(path)!r} is not a ddpm_lite checkpoint of format "
             f"{' or '.join(map(str, READABLE_FORMATS))}."
         )
+    # The checksum first: nothing else in the file is looked at before it is verified.
     if state["format_version"] >= 2 and state.get("state_sha256") != state_digest(state):
         raise CheckpointError(f"checkpoint file {str(path)!r} was edited or corrupted (its SHA-256 does not match "
                               "its content); restore it from a backup or start over.")
+    try:
+        newest = Manifest(directory).state_format
+    except ValueError:
+        newest = None  # the manifest's own problems are reported by the next save
+    if newest is not None and state["format_version"] < newest:
+        raise CheckpointError(downgraded(path, state["format_version"], newest))
     _check_schema(state, path)
     return state
 
@@ -203,13 +239,13 @@ def _read_state(directory: Path) -> dict:
 def _read_weights(wpath: Path) -> bytes:
     """The weights file's bytes; only a regular file (no symlink, device or FIFO) is read."""
     try:
-        fd = os.open(wpath, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        return read_regular(wpath, limit=WEIGHTS_LIMIT, what="checkpoint weights")
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint weights {str(wpath)!r} cannot be read: it is missing.") from None
+    except UnsafeFileError as exc:
+        raise CheckpointError(f"{exc} It cannot be read.") from None
     except OSError as exc:
         raise CheckpointError(f"checkpoint weights {str(wpath)!r} cannot be read: {exc.strerror or exc}.") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise CheckpointError(f"checkpoint weights {str(wpath)!r} is not a regular file; refused.")
-        return f.read()
 
 
 def load_checkpoint(directory: str | os.PathLike) -> dict:
@@ -242,6 +278,7 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
             f"checkpoint weights {str(wpath)!r} are truncated or corrupted (SHA-256 does not match {STATE_FILE}); "
             "delete the run directory or restore it from a backup."
         )
+    check_weights_agree(state, blob, wpath, directory)
     try:
         tensors = st_load(blob)
     except Exception as exc:  # safetensors raises its own error types

@@ -2,12 +2,9 @@
 
 Three guarantees, each small enough to check by reading:
 
-* **One writer.**  :class:`RunLock` creates ``ddpm_lite.lock`` with ``O_CREAT | O_EXCL`` (the
-  one file-system operation that two processes cannot both win) and writes the owner's pid,
-  host and start time into it.  A second training run on the same directory is refused by
-  name.  A lock whose owner is a dead process on this host is stale: it is reported (a
-  warning naming the pid) and taken over.  A lock from another host cannot be judged from
-  here and is never taken over; the message says which file to delete once that run is gone.
+* **One writer.**  :class:`RunLock` (:mod:`ddpm_lite.runs.lock`) is an operating-system lock
+  on ``ddpm_lite.lock``, held for the life of the process and gone when it dies; the pid,
+  host and start time written into the file are only information for the refusal message.
 * **Only our files.**  :class:`Manifest` (``ddpm_lite.manifest.json``) lists the weights files
   this package wrote into the directory.  A save deletes only names listed there, and only
   names of the form ``weights-<digits>.safetensors``: a user's ``weights-final.safetensors``,
@@ -23,26 +20,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import stat
 import tempfile
-import time
 import uuid
-import warnings
 from pathlib import Path
+
+from .files import UnsafeFileError, read_json
+from .lock import LOCK_FILE, RunDirBusy, RunLock
 
 __all__ = ["LOCK_FILE", "MANIFEST_FILE", "RunDirBusy", "RunLock", "Manifest", "atomic_write_bytes",
            "check_writable", "is_weights_name"]
 
-LOCK_FILE = "ddpm_lite.lock"
 MANIFEST_FILE = "ddpm_lite.manifest.json"
 _WEIGHTS_NAME = re.compile(r"weights-[0-9]{1,20}\.safetensors")
-#: A lock file that cannot be parsed is presumed half-written by a starting owner for this long.
-_UNREADABLE_LOCK_GRACE_S = 30.0
-
-
-class RunDirBusy(ValueError):
-    """Another training run holds the run directory."""
+#: A manifest lists a few file names; anything larger is not one of ours.
+MANIFEST_LIMIT = 1 << 20
 
 
 def is_weights_name(name: object) -> bool:
@@ -138,104 +130,6 @@ def check_writable(directory: str | os.PathLike, what: str = "run directory") ->
     return directory
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists but belongs to someone else
-        return True
-    return True
-
-
-class RunLock:
-    """Exclusive ownership of a run directory for one training run (a context manager).
-
-    ``stale`` holds the owner record of a stale lock that was taken over (else None).
-    """
-
-    def __init__(self, directory: str | os.PathLike) -> None:
-        self.directory = Path(directory)
-        self.path = self.directory / LOCK_FILE
-        self.record = {"pid": os.getpid(), "host": socket.gethostname(), "token": uuid.uuid4().hex,
-                       "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-        self.stale: dict | None = None
-        self.held = False
-
-    def _owner(self) -> dict | None:
-        """The record in the existing lock file, or None if it cannot be read as one."""
-        try:
-            owner = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
-        return owner if isinstance(owner, dict) else None
-
-    def _is_stale(self, owner: dict | None) -> bool:
-        if owner is None:  # half-written by a starting owner, or garbage: judge by age
-            try:
-                return time.time() - os.lstat(self.path).st_mtime > _UNREADABLE_LOCK_GRACE_S
-            except FileNotFoundError:
-                return True
-        pid = owner.get("pid")
-        same_host = owner.get("host") == self.record["host"]
-        return same_host and isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid)
-
-    def _busy(self, owner: dict | None) -> RunDirBusy:
-        who = (f"pid {owner.get('pid')} on host {owner.get('host')!s}, started {owner.get('started')!s}"
-               if owner else "an unreadable lock file")
-        return RunDirBusy(
-            f"run directory {str(self.directory)!r} is in use by another training run ({who}); wait for it "
-            f"to finish or choose another directory. If that run is no longer running, delete {str(self.path)!r}."
-        )
-
-    def acquire(self) -> "RunLock":
-        """Take the lock or raise :class:`RunDirBusy` (a ValueError) naming the owner."""
-        check_writable(self.directory)
-        for attempt in range(2):
-            try:
-                fd = _open_exclusive(self.path)
-            except FileExistsError:
-                owner = self._owner()
-                if attempt or not self._is_stale(owner):
-                    raise self._busy(owner) from None
-                self.stale = owner or {}
-                warnings.warn(f"taking over a stale lock in {str(self.directory)!r}: its owner "
-                              f"(pid {self.stale.get('pid')} on {self.stale.get('host')}) is no longer running.",
-                              RuntimeWarning, stacklevel=3)
-                try:
-                    os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
-                continue
-            except OSError as exc:
-                raise ValueError(f"cannot create the lock {str(self.path)!r}: {exc.strerror or exc}.") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(self.record) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            self.held = True
-            return self
-        raise self._busy(self._owner())  # pragma: no cover - the loop returns or raises
-
-    def release(self) -> None:
-        """Remove the lock file, only if it is still ours (a taken-over lock is left alone)."""
-        if not self.held:
-            return
-        self.held = False
-        owner = self._owner()
-        if owner is not None and owner.get("token") == self.record["token"]:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 class Manifest:
     """The weights files this package wrote into a run directory (``ddpm_lite.manifest.json``).
 
@@ -247,13 +141,22 @@ class Manifest:
         self.directory = Path(directory)
         self.path = self.directory / MANIFEST_FILE
         try:
-            listed = json.loads(self.path.read_text()).get("weights", [])
-        except (OSError, ValueError, AttributeError):
-            listed = []
+            body = read_json(self.path, limit=MANIFEST_LIMIT, max_depth=4, what="run manifest")
+        except FileNotFoundError:
+            body = {}
+        except UnsafeFileError as exc:  # a FIFO, a link, a huge or deep file: never trusted
+            raise ValueError(str(exc)) from None
+        body = body if isinstance(body, dict) else {}
+        listed = body.get("weights", [])
         self.weights = {name for name in listed if is_weights_name(name)} if isinstance(listed, list) else set()
+        #: The newest checkpoint format saved here: a state.json of an older format is a downgrade.
+        fmt = body.get("state_format")
+        self.state_format = fmt if isinstance(fmt, int) and not isinstance(fmt, bool) else None
 
     def write(self) -> None:
         body = {"written_by": "ddpm_lite", "weights": sorted(self.weights)}
+        if self.state_format is not None:
+            body["state_format"] = self.state_format
         atomic_write_bytes(self.path, (json.dumps(body, indent=1) + "\n").encode(),
                            tmp=self.directory / f".{MANIFEST_FILE}.tmp")
 

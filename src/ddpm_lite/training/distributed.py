@@ -68,32 +68,34 @@ def env_world_size() -> int:
     return ws or 1
 
 
-def init_from_env(timeout_s: float = 600.0) -> DistInfo:
+def init_from_env() -> DistInfo:
     """Join the process group that ``torchrun`` describes in the environment.
 
     Returns ``DistInfo()`` (rank 0 of 1, nothing initialised) when ``WORLD_SIZE`` is unset
     or 1, so a plain ``python -m ddpm_lite train`` takes the single-process path untouched.
     The backend is NCCL when CUDA is available (each process then uses ``cuda:LOCAL_RANK``)
-    and gloo otherwise.  ``timeout_s`` bounds how long a collective waits for a missing
-    rank before failing instead of hanging.
+    and gloo otherwise.  Joining waits ``DDPM_LITE_JOIN_TIMEOUT`` seconds for every process
+    and a collective ``DDPM_LITE_RANK_TIMEOUT`` seconds for a silent rank (see
+    :mod:`ddpm_lite.training.rendezvous`); both fail with a message instead of hanging.
     """
+    from . import rendezvous
+
     world = env_world_size()
     if world == 1:
         return DistInfo()
     rank, local = _env_int("RANK"), _env_int("LOCAL_RANK")
     if rank is None or local is None:
-        raise ValueError("WORLD_SIZE > 1 but RANK or LOCAL_RANK is unset; start multi-process runs with torchrun.")
+        raise ValueError("WORLD_SIZE > 1 but RANK or LOCAL_RANK is unset; start multi-process runs with torchrun "
+                         "(or unset WORLD_SIZE if this is meant to be one process).")
     if not (0 <= rank < world):
         raise ValueError(f"RANK must lie in 0..WORLD_SIZE-1 = 0..{world - 1}, got RANK={rank}.")
     if not dist.is_available():
         raise ValueError("this torch build has no torch.distributed; multi-process training is unavailable.")
     if not dist.is_initialized():
-        import datetime
-
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+        rendezvous.join(rank, world, backend)
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local)
 
 
@@ -107,6 +109,9 @@ def current() -> DistInfo:
 
 def shutdown() -> None:
     """Leave the process group (a no-op when none was joined)."""
+    from .rendezvous import stop_heartbeat
+
+    stop_heartbeat()
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
