@@ -174,6 +174,7 @@ def _write_entry(root: Path, entry: Path, run, what: str, steps: int, losses: li
                  seconds: float) -> None:
     """Write an entry into a temporary folder and rename it into place (all or nothing)."""
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; an entry is as readable as _build
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()},
                   tmp / "model.safetensors")
