@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,14 +63,15 @@ def execute_outdated(root: Path, outdir: Path) -> list[tuple[str, Path]]:
     if not todo:
         print("[execution] every chapter has a clean execution of its current code in the cache")
         return []
-    # Slowest first (times of earlier clean runs, from any version of the chapter), so the
-    # long chapters do not end up running alone at the end.
-    last = {}
-    for rec in cache.list_cache_records():
-        secs = (rec.data or {}).get("execution_seconds")
-        if secs is not None:
-            last[Path(rec.uri).resolve()] = secs
-    todo.sort(key=lambda item: -last.get(item[1].resolve(), 60.0))
+    # Slowest first (as last measured, kept outside the cache, which a change under src/
+    # empties), so that the long chapters do not end up running alone at the end.
+    times_file = root / "_build" / ".chapter-times.json"
+    try:
+        last = json.loads(times_file.read_text()[:100_000]) if times_file.is_file() else {}
+        last = {k: float(v) for k, v in last.items()} if isinstance(last, dict) else {}
+    except (OSError, ValueError, TypeError):
+        last = {}
+    todo.sort(key=lambda item: -last.get(item[0], 60.0))
     workers, threads, busy = ex.choose_threads(len(todo))
     ex.apply_threads(threads)
     timeout = cell_timeout(root)
@@ -93,6 +95,10 @@ def execute_outdated(root: Path, outdir: Path) -> list[tuple[str, Path]]:
                     CacheBundleIn(nb, stage.uri, data={"execution_seconds": secs}),
                     check_validity=False, overwrite=True)
                 log.unlink(missing_ok=True)
+                last[doc] = round(secs, 1)
+                tmp = times_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(last, indent=1, sort_keys=True))
+                os.replace(tmp, times_file)
                 print(f"[execution] {secs:6.1f} s  {doc}", flush=True)
             else:
                 log.parent.mkdir(parents=True, exist_ok=True)
