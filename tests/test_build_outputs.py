@@ -73,7 +73,7 @@ def test_chapter_executed_cleanly(cache, doc, path):
         f"{doc}: no clean execution of its current code in _build/.jupyter_cache; "
         "run `make book` (it executes changed chapters) and see _build/html/reports/")
     executed = cache.get_cache_bundle(record.pk).nb
-    stored = nbformat.read(str(path), as_version=4)
+    stored = ex.read_notebook(path)
     ran = [c for c in executed.cells if c.cell_type == "code" and c.source.strip()]
     counts = [c.execution_count for c in ran]
     assert None not in counts, f"{doc}: code cell {counts.index(None)} was never executed"

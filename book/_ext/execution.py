@@ -39,7 +39,10 @@ WORKERS_ENV = "DDPM_BUILD_WORKERS"
 
 
 def toc_notebooks(root: Path) -> list[tuple[str, Path]]:
-    """(docname, path) of every notebook named in ``root/_toc.yml``, in book order."""
+    """(docname, path) of every page of ``root/_toc.yml`` that executes, in book order.
+
+    Notebooks (``.ipynb``) and MyST markdown pages with a kernelspec (``book/intro.md``).
+    """
     import yaml
 
     toc = yaml.safe_load((root / "_toc.yml").read_text())
@@ -60,11 +63,22 @@ def toc_notebooks(root: Path) -> list[tuple[str, Path]]:
     walk(toc)
     out = []
     for name in found:
-        stem = name[: -len(".ipynb")] if name.endswith(".ipynb") else name
+        stem = name.rsplit(".", 1)[0] if name.endswith((".ipynb", ".md")) else name
         path = root / f"{stem}.ipynb"
         if path.is_file():
             out.append((stem, path))
+        elif (root / f"{stem}.md").is_file() and _is_myst_notebook(root / f"{stem}.md"):
+            out.append((stem, root / f"{stem}.md"))  # a page with code cells (the intro)
     return out
+
+
+def _is_myst_notebook(path: Path) -> bool:
+    """A MyST markdown page that myst-nb executes: a kernelspec in its front matter."""
+    head = path.read_text(encoding="utf8")[:4000]
+    if not head.startswith("---"):
+        return False
+    front = head[3:].split("\n---", 1)[0]
+    return "\nkernelspec:" in front
 
 
 def cache_dir(root: Path) -> Path:
@@ -76,6 +90,10 @@ def read_notebook(path: Path):
     """The notebook as myst-nb reads it for the cache (nbformat 4)."""
     import nbformat
 
+    if path.suffix == ".md":
+        from myst_nb.core.read import read_myst_markdown_notebook
+
+        return read_myst_markdown_notebook(path.read_text(encoding="utf8"))
     return nbformat.read(str(path), as_version=4)
 
 
