@@ -49,7 +49,7 @@ def sample_shape(state: dict, n: int, model) -> tuple[int, ...]:  # noqa: ANN001
 def check_training_fits(model, data, batch: int, device) -> None:  # noqa: ANN001
     """Estimate a training step's memory on the meta device; refuse with the numbers and the flags."""
     from ..nets.memory import check_fits, meta_copy, training_bytes
-    from ..training.loop import MAX_BATCH_SIZE
+    from ..training.config import MAX_BATCH_SIZE
 
     if batch > MAX_BATCH_SIZE:
         return  # train() refuses it by its range first, naming batch_size
