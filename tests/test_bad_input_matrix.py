@@ -773,6 +773,11 @@ def test_cli_ddim_with_small_T_names_ddim_steps(api_run, tmp_path, capsys):
     rc, err = _cli(["sample", "--run", api_run, "--sampler", "ddim", "--n", "4", "--out", tmp_path / "s.png",
                     "--device", "cpu"], capsys)
     assert rc == 0, err  # the default becomes min(50, T)
+    for extra, words in ((["--sampler", "ancestral", "--ddim-steps", "5"], ["--ddim-steps", "ancestral", "T=10"]),
+                         (["--sampler", "dpm++", "--eta", "0.5"], ["eta", "dpm++"]),
+                         (["--sampler", "ddim", "--spacing", "karras"], ["spacing", "ddim"])):
+        rc, err = _cli(["sample", "--run", api_run, *extra, "--out", tmp_path / "s.png", "--device", "cpu"], capsys)
+        _assert_one_error_line(rc, err, words)
 
 
 def test_cli_tiny_images_suggest_a_size(tmp_path, capsys):

@@ -232,6 +232,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--n {args.n} is more than {MAX_SAMPLES} samples in one call; run sample several "
                          "times with different --seed values.")
     model, diffusion, state, dev = load_run(args.run, args.device)
+    if args.ddim_steps is not None and args.sampler == "ancestral":
+        raise ValueError("--ddim-steps is for --sampler ddim, dpm++ or dpm++sde; the ancestral sampler visits "
+                         f"all T={diffusion.T} steps.")
     if args.ddim_steps is not None and args.ddim_steps > diffusion.T:
         raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
                          f"use --ddim-steps {diffusion.T} or fewer.")
