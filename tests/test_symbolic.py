@@ -536,9 +536,9 @@ PAGE_NUMBERS = {
     "pitfall-eps-weight": _eps_weight,
     "pitfall-mu-tilde-sqrt": _mu_tilde_sqrt,
     "pitfall-sqrt-alpha-prev": _sqrt_alpha_prev,
-    "pitfall-decoder-integrand": _decoder_integrand,
+    # one display, one entry: its false integrand and the slips in its limits
+    "pitfall-decoder-integrand": lambda: _decoder_integrand() + _decoder_limits(),
     "pitfall-appendix-cancel": _appendix_cancel,
-    "pitfall-decoder-limits": _decoder_limits,
     "pitfall-set-braces": _set_braces,
     "pitfall-short-chain": _short_chain,
 }
@@ -579,3 +579,9 @@ def test_step_html_shows_verdict_and_counterexample():
     assert "FALSE" in html and "1.11111" in html and "0.10101" in html
     assert r"\[" in html and "<em>" not in html
     assert "holds" in S.true_identity()._repr_html_()
+
+
+def test_prior_symbol_renders_with_its_subscript_closed():
+    """Chapter 2 shows this step: p(x_T) must not typeset as p(x_{T)} (issue 22)."""
+    tex = sp.latex(S.elbo_log_of_product(T=4).lhs)
+    assert "p(x_{T})" in tex and "x_{T)}" not in tex

@@ -21,7 +21,7 @@ def elbo_log_of_product(T: int = 3) -> Step:
     densities; the step is the log of a product, so it holds for every sample, not only on
     average.
     """
-    p_T = sp.Symbol("p(x_T)", positive=True)
+    p_T = sp.Symbol("p(x_{T})", positive=True)  # braces: "x_T)" would subscript the ")"
     r = sp.symbols(f"r_1:{T + 1}", positive=True)
     lhs = -sp.log(p_T * sp.Mul(*r))
     return check_identity("log of a product is a sum of logs", lhs, -sp.log(p_T) - sum(sp.log(ri) for ri in r))
