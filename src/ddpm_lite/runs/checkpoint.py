@@ -34,7 +34,7 @@ import torch
 
 from .directory import Manifest, atomic_write_bytes, is_weights_name
 from .files import UnsafeFileError, read_json, read_regular
-from .verify import check_weights_agree, downgraded
+from .verify import CheckpointError, check_weights_agree, config_mismatches, downgraded
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "has_checkpoint",
            "config_mismatches", "adopt_weights", "state_digest", "STATE_FILE"]
@@ -51,10 +51,6 @@ WEIGHTS_LIMIT = 64 << 30
 #: ``state.json`` entries and the JSON types they must have (bool is refused where int is meant).
 _SCHEMA = {"step": int, "config": dict, "data_cursor": int, "optimizer": dict, "weights_file": str,
            "weights_sha256": str}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, corrupted or belongs to a different configuration."""
 
 
 def has_checkpoint(directory: str | os.PathLike) -> bool:
@@ -297,21 +293,3 @@ def load_checkpoint(directory: str | os.PathLike) -> dict:
     state["extra"] = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return state
 
-
-def config_mismatches(saved: Any, current: Any, prefix: str = "") -> list[str]:
-    """Human-readable list of the entries where two (nested) configs differ."""
-    if isinstance(saved, dict) and isinstance(current, dict):
-        out = []
-        for key in sorted(set(saved) | set(current)):
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if key not in saved:
-                out.append(f"{name}: not in the checkpoint, now {current[key]!r}")
-            elif key not in current:
-                out.append(f"{name}: {saved[key]!r} in the checkpoint, missing now")
-            else:
-                out.extend(config_mismatches(saved[key], current[key], name))
-        return out
-    # JSON turns tuples into lists; compare through a JSON round trip.
-    if json.loads(json.dumps(saved)) != json.loads(json.dumps(current)):
-        return [f"{prefix}: {saved!r} in the checkpoint, {current!r} now"]
-    return []

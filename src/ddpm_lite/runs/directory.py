@@ -22,10 +22,9 @@ import os
 import re
 import stat
 import tempfile
-import uuid
 from pathlib import Path
 
-from .files import UnsafeFileError, read_json
+from .files import UnsafeFileError, check_writable, open_exclusive, read_json
 from .lock import LOCK_FILE, RunDirBusy, RunLock
 
 __all__ = ["LOCK_FILE", "MANIFEST_FILE", "RunDirBusy", "RunLock", "Manifest", "atomic_write_bytes",
@@ -40,11 +39,6 @@ MANIFEST_LIMIT = 1 << 20
 def is_weights_name(name: object) -> bool:
     """True for a plain file name of the form ``weights-<digits>.safetensors`` (no directory part)."""
     return isinstance(name, str) and _WEIGHTS_NAME.fullmatch(name) is not None
-
-
-def _open_exclusive(path: Path) -> int:
-    """Create ``path`` for writing; never follows a symlink and never opens an existing file."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
 
 
 def _sync_dir(directory: Path) -> None:
@@ -77,13 +71,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, tmp: str | os.Pa
     else:
         tmp = Path(tmp)
         try:
-            fd = _open_exclusive(tmp)
+            fd = open_exclusive(tmp)
         except FileExistsError:
             if not stat.S_ISREG(os.lstat(tmp).st_mode):
                 raise ValueError(f"{str(tmp)!r} is in the way of a checkpoint and is not a regular file; "
                                  "remove it.") from None
             os.unlink(tmp)  # the leftover of a save killed mid-write
-            fd = _open_exclusive(tmp)
+            fd = open_exclusive(tmp)
     try:
         # mkstemp makes the file private (0600); give it the mode open() would (0666 less the
         # umask), so a run directory shared between users or nodes stays readable.
@@ -102,32 +96,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, tmp: str | os.Pa
             pass
         raise
     _sync_dir(path.parent)
-
-
-def check_writable(directory: str | os.PathLike, what: str = "run directory") -> Path:
-    """Create ``directory`` if needed and prove a file can be created, synced and deleted there.
-
-    Raises ``ValueError`` naming the directory and the system's reason (read-only file
-    system, no permission, ``/proc``, a path through a file, ...), so a run fails at once
-    rather than at its first checkpoint after the whole budget.
-    """
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"{what} {str(directory)!r} is a file, not a directory.")
-    probe = directory / f".ddpm_lite.probe.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = _open_exclusive(probe)
-        try:
-            os.write(fd, b"probe")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ValueError(f"{what} {str(directory)!r} is not writable ({exc.strerror or exc}); "
-                         "choose another directory.") from None
-    return directory
 
 
 class Manifest:

@@ -16,8 +16,11 @@ import json
 import os
 import re
 import stat
+import uuid
+from pathlib import Path
 
-__all__ = ["UnsafeFileError", "read_regular", "json_depth", "read_json", "KIND_NAMES"]
+__all__ = ["UnsafeFileError", "read_regular", "json_depth", "read_json", "KIND_NAMES", "open_exclusive",
+           "check_writable"]
 
 #: What ``stat`` calls each kind of file, for messages.
 KIND_NAMES = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
@@ -115,3 +118,34 @@ def read_json(path: str | os.PathLike, *, limit: int, max_depth: int = 32, what:
         raise UnsafeFileError(f"{what} {os.fspath(path)!r} is corrupted (not UTF-8 text).") from None
     except ValueError as exc:  # JSONDecodeError, and int() of a number with thousands of digits
         raise UnsafeFileError(f"{what} {os.fspath(path)!r} is corrupted (not valid JSON: {exc}).") from None
+
+
+def open_exclusive(path: Path) -> int:
+    """Create ``path`` for writing; never follows a symlink and never opens an existing file."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+
+
+def check_writable(directory: str | os.PathLike, what: str = "run directory") -> Path:
+    """Create ``directory`` if needed and prove a file can be created, synced and deleted there.
+
+    Raises ``ValueError`` naming the directory and the system's reason (read-only file
+    system, no permission, ``/proc``, a path through a file, ...), so a run fails at once
+    rather than at its first checkpoint after the whole budget.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{what} {str(directory)!r} is a file, not a directory.")
+    probe = directory / f".ddpm_lite.probe.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = open_exclusive(probe)
+        try:
+            os.write(fd, b"probe")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{what} {str(directory)!r} is not writable ({exc.strerror or exc}); "
+                         "choose another directory.") from None
+    return directory

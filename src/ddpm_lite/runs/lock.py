@@ -31,7 +31,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from .files import KIND_NAMES, json_depth
+from .files import KIND_NAMES, check_writable, json_depth
 
 try:  # POSIX
     import fcntl
@@ -133,8 +133,6 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         """Take the lock or raise :class:`RunDirBusy` (a ValueError) naming the owner's record."""
-        from .directory import check_writable  # directory re-exports this module's names
-
         check_writable(self.directory)
         for _ in range(100):  # each retry means an owner released between our open and lock
             fd = self._open()

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .files import json_depth
 
-__all__ = ["downgraded", "weights_metadata", "check_weights_agree"]
+__all__ = ["CheckpointError", "config_mismatches", "downgraded", "weights_metadata", "check_weights_agree"]
 
 STATE_FILE = "state.json"
 
 
-def _error(message: str) -> Exception:
-    from .checkpoint import CheckpointError  # checkpoint imports this module
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, corrupted or belongs to a different configuration."""
 
+
+def _error(message: str) -> Exception:
     return CheckpointError(message)
 
 
@@ -54,3 +57,22 @@ def check_weights_agree(state: dict, blob: bytes, wpath: Path, directory: Path) 
         raise _error(f"checkpoint file {str(directory / STATE_FILE)!r} says step {state['step']}, but its "
                               f"weights {str(wpath)!r} were saved at step {step}; the file was edited. Restore it "
                               "from a backup or start over.")
+
+
+def config_mismatches(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """Human-readable list of the entries where two (nested) configs differ."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for key in sorted(set(saved) | set(current)):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in saved:
+                out.append(f"{name}: not in the checkpoint, now {current[key]!r}")
+            elif key not in current:
+                out.append(f"{name}: {saved[key]!r} in the checkpoint, missing now")
+            else:
+                out.extend(config_mismatches(saved[key], current[key], name))
+        return out
+    # JSON turns tuples into lists; compare through a JSON round trip.
+    if json.loads(json.dumps(saved)) != json.loads(json.dumps(current)):
+        return [f"{prefix}: {saved!r} in the checkpoint, {current!r} now"]
+    return []
