@@ -84,3 +84,15 @@ def test_forward_bytes_counts_a_known_layer() -> None:
 
     total, largest = forward_bytes(Net(), (5, 10))
     assert largest == 5 * 7 * 4 and total >= largest  # one (5, 7) float32 output
+
+
+def test_every_tensor_of_a_level_model_copy_is_on_the_meta_device() -> None:
+    """The level model's ᾱ_t tables are built with torch.from_numpy, which ignores the default
+    device: a copy that left them on the CPU failed its estimate with a device mismatch."""
+    from ddpm_lite import LevelPosteriorDenoiser, NoiseSchedule
+
+    model = LevelPosteriorDenoiser(NoiseSchedule.linear(T=10), 17, image_size=8, base_channels=8)
+    copy = meta_copy(model)
+    assert {t.device.type for t in [*copy.parameters(), *copy.buffers()]} == {"meta"}
+    activations, _ = forward_bytes(copy, (4, 1, 8, 8))
+    assert activations > 0

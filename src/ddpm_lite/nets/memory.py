@@ -47,7 +47,10 @@ def meta_copy(model: nn.Module) -> nn.Module:
     if not isinstance(config, dict):
         raise TypeError(f"{type(model).__name__} has no config dict to rebuild it from")
     with torch.device("meta"):
-        return build_model(config)
+        model = build_model(config)
+    # torch.from_numpy ignores the default device, so a buffer made from a numpy table (the
+    # level model's ᾱ_t) would stay on the CPU; .to() moves those few numbers too.
+    return model.to("meta")
 
 
 def forward_bytes(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> tuple[int, int]:
