@@ -30,6 +30,17 @@ def built_pages(html: Path = HTML) -> list[str]:
     return sorted(pages)
 
 
+def unavailable(reason: str) -> None:
+    """Fail under CI (the browser tests must run there), skip elsewhere, naming the reason."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
 

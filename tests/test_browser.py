@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 
 import pytest
+from browser_support import unavailable as _unavailable
 
 pytestmark = pytest.mark.browser
 
@@ -27,12 +27,6 @@ HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHAPTER = "notebooks/01_forward_process.html"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ _build/screenshots/.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
+from browser_support import unavailable as _unavailable
 from browser_support import HTML, ROOT, chromium, chromium_available, open_page, serve
 from ddpm_lite.book.exercises import all_exercises
 
@@ -23,12 +23,6 @@ PAGES = {"04-mu-tilde": "notebooks/04_posterior.html", "03-gaussian-kl": "notebo
          "01-abar-T": "notebooks/01_forward_process.html", "03-kl-first-line": "notebooks/03_kl_split.html",
          "09-beta-ratio-T": "notebooks/09_paper_claims.html"}
 SHOTS = ROOT / "_build" / "screenshots"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ book or browser skips these tests with the reason; in CI (CI=true) it fails them
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
+from browser_support import unavailable as _unavailable
 from browser_support import (HTML, MEASURE_JS, VISIBLE_TEXT_JS, built_pages, chromium,
                              chromium_available, open_page, serve)
 
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.browser
 PAGES = built_pages() or ["book/intro.html"]  # the fallback only names the skip
 #: TeX that escaped typesetting: a command, math delimiters, a braced script.
 RAW_TEX = re.compile(r"\\[A-Za-z]+|\\[()\[\]]|[_^]\{|\$")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 
 import pytest
 
+from browser_support import unavailable as _unavailable
 from browser_support import HTML, built_pages, chromium, chromium_available, open_page, serve
 from ddpm_lite import NoiseSchedule
 from ddpm_lite.gaussian import LN2
@@ -29,12 +29,6 @@ from ddpm_lite.gaussian import LN2
 PAGES = built_pages() or ["book/intro.html"]  # the fallback only names the skip
 CHAPTERS = sorted(p for p in PAGES if p.startswith("notebooks/")) or ["notebooks/01_forward_process.html"]
 CHAPTER_1 = "notebooks/01_forward_process.html"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _need_book() -> None:

@@ -17,7 +17,6 @@ import functools
 import http.server
 import json
 import math
-import os
 import shutil
 import tempfile
 import threading
@@ -28,6 +27,7 @@ import pytest
 
 from ddpm_lite import NoiseSchedule
 from ddpm_lite.gaussian import LN2
+from browser_support import unavailable as _unavailable
 
 pytestmark = pytest.mark.browser
 
@@ -43,12 +43,6 @@ WIDGET_PAGES = {
     "notebooks/07_training_sampling.html": 1,
 }
 CHAPTER_1 = "notebooks/01_forward_process.html"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
