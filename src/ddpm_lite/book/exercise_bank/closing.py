@@ -209,7 +209,7 @@ EXERCISES = [
     SpotError(
         key="05-reference-weight", chapter=5, title="Where the reference's weight comes from",
         prompt="The reference's weight of $\\|\\varepsilon - \\varepsilon_\\theta\\|^2$ is "
-               "$\\frac{\\beta_t}{2\\sigma_t^2\\alpha_t(1-\\bar\\alpha_{t-1})}$. Which slip produces it?",
+               "$\\frac{\\beta_t}{2\\sigma_t^2\\alpha_t(1-\\bar\\alpha_{t-1})}$. Which mistake produces it?",
         explanation="Substituting $\\sigma_t^2 = \\tilde\\beta_t$ in $\\frac{\\beta_t^2}{2\\sigma_t^2\\alpha_t(1-\\bar\\alpha_t)}$ "
                     "gives $\\frac{\\beta_t}{2\\alpha_t(1-\\bar\\alpha_{t-1})}$; the reference then left $\\sigma_t^2$ in "
                     "the denominator as well, so $\\tilde\\beta_t$ is divided out twice (pitfalls page).",
