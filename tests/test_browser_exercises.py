@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 EXERCISES = {ex.key: ex for ex in all_exercises()}
 PAGES = {"04-mu-tilde": "notebooks/04_posterior.html", "03-gaussian-kl": "notebooks/03_kl_split.html",
          "01-abar-T": "notebooks/01_forward_process.html", "03-kl-first-line": "notebooks/03_kl_split.html",
-         "09-beta-ratio-T": "notebooks/09_paper_claims.html"}
+         "09-beta-ratio-T": "notebooks/09_paper_claims.html", "04-mean-x-prev": "notebooks/04_posterior.html"}
 SHOTS = ROOT / "_build" / "screenshots"
 
 
@@ -106,6 +106,16 @@ def test_compute_and_choice_boxes(base, driver):
     assert _answer(driver, predict.key, "", choice=predict.answer_index)[0] == "correct"
     details = driver.find_element(By.CSS_SELECTOR, f"#exercise-{predict.key} details")
     assert details.get_attribute("open") is not None  # the answer is revealed after predicting
+
+
+def test_a_closing_set_box_judges_choice_and_form(base, driver):
+    ex = EXERCISES["04-mean-x-prev"]  # chapter 4's closing set: the reference's mean in x_{t-1}
+    open_page(driver, f"{base}/{PAGES[ex.key]}")
+    for choice, text in ((ex.answer_index, ex.form.forms[0]), (ex.answer_index, ex.form.mistakes[0][0]),
+                         (ex.answer_index, ex.form.near[0]), (ex.answer_index + 1, ex.form.solution)):
+        status, message, _ = _answer(driver, ex.key, text, choice=choice)
+        assert status == ex.check(choice, text).status, (choice, text, status, message)
+    assert status == "wrong" and message.strip()
 
 
 def test_page_loads_checker_once_without_errors_and_fits_a_phone(base):

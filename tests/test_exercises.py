@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sympy as sp
+import yaml
 
 from ddpm_lite.book import exercise_core as C
 from ddpm_lite.book import exercises as E
@@ -29,11 +30,71 @@ UNREADABLE = ["2 x_t", "x_t +", "alpha", "sqrt(x_t", "x_t (1 - beta_t)", "√x_t
               "a" * 500, "9^9^9^9"]
 
 
-def test_every_chapter_has_its_exercises():
-    count = {c: sum(ex.chapter == c for ex in ALL) for c in range(1, 14)}
-    assert all(count[c] >= 3 for c in range(1, 7)), count
-    assert all(count[c] >= 2 for c in range(7, 14)), count
+def _chapters() -> dict[int, Path]:
+    """The numbered chapters of the table of contents (a chapter added there is counted too)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] if part.get("numbered") for c in part["chapters"]]
+    return {int(Path(f).name[:2]): ROOT / f"{f}.ipynb" for f in files}
+
+
+CHAPTERS = _chapters()
+ISSUE_CHAPTERS = range(1, 14)  # the chapters issue 21 gave a closing set each
+
+
+def _cells(path: Path) -> list[dict]:
+    return [{**c, "source": "".join(c["source"])} for c in json.loads(path.read_text())["cells"]]
+
+
+def _shown(cell: dict) -> list[str]:
+    return re.findall(r'exercise\("([^"]+)"\)', cell["source"]) if cell["cell_type"] == "code" else []
+
+
+def _closing_set(cells: list[dict]) -> list[str] | None:
+    """The keys shown between the chapter's "## Exercises" heading and its final table, or
+    None without such a heading.  Everything in between must be an exercise: its label cell
+    and its answer box."""
+    heads = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+             and re.search(r"^## Exercises\s*$", c["source"], re.MULTILINE)]
+    if not heads:
+        return None
+    assert len(heads) == 1 and heads[0] < len(cells) - 1, "one '## Exercises' section, before the final table"
+    keys = []
+    for c in cells[heads[0] + 1:-1]:
+        if c["cell_type"] == "code":
+            assert len(_shown(c)) == 1 and c["metadata"].get("tags") == ["remove-input"], c["source"]
+            keys += _shown(c)
+        else:
+            assert re.fullmatch(r"\(ex-[^)]+\)=\n[^#]*", c["source"]), f"not an exercise label: {c['source']!r}"
+    return keys
+
+
+def test_chapters_are_read_from_the_table_of_contents():
+    assert set(ISSUE_CHAPTERS) <= set(CHAPTERS) and all(p.exists() for p in CHAPTERS.values())
+    assert {ex.chapter for ex in ALL} <= set(CHAPTERS)
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_every_chapter_has_its_exercises_and_a_closing_set(chapter):
+    cells = _cells(CHAPTERS[chapter])
+    mine = [ex.key for ex in ALL if ex.chapter == chapter]
+    closing = _closing_set(cells)
+    if closing is None:  # only a chapter added after issue 21 may lack one, with ≥ 2 exercises
+        assert chapter not in ISSUE_CHAPTERS and len(mine) >= 2, (chapter, mine)
+        return
+    in_text = [k for k in mine if k not in closing]
+    assert len(in_text) >= (3 if chapter <= 6 else 2), (chapter, in_text)
+    assert len(closing) >= 2 and set(closing) <= set(mine), (chapter, closing)
+    # The chapter still ends with its table, and the table counts the chapter's exercises.
+    last = cells[-1]
+    assert last["cell_type"] == "markdown" and last["source"].startswith("## What was checked")
+    assert re.findall(r"^\| exercises \((\d+)\) \|", last["source"], re.MULTILINE) == [str(len(mine))]
+
+
+def test_exercise_keys_are_unique_and_the_closing_sets_vary_in_kind():
     assert len({ex.key for ex in ALL}) == len(ALL)
+    closing = {k for path in CHAPTERS.values() for k in (_closing_set(_cells(path)) or [])}
+    kinds = [ex.kind for ex in ALL if ex.key in closing]
+    assert kinds.count("spot the error") >= 3 and kinds.count("predict, then run") >= 3, kinds
 
 
 @pytest.mark.parametrize("ex", DERIVES, ids=lambda ex: ex.key)
@@ -161,18 +222,19 @@ def test_python_and_browser_checkers_agree():
 
 
 def test_each_exercise_is_shown_once_in_its_chapter_in_bank_order_and_listed():
-    import json as _json
-
     page = (ROOT / "book" / "exercises.md").read_text()
-    for chapter in range(1, 14):
-        (path,) = (ROOT / "notebooks").glob(f"{chapter:02d}_*.ipynb")
-        cells = _json.loads(path.read_text())["cells"]
-        shown = [k for c in cells if c["cell_type"] == "code"
-                 for k in re.findall(r'exercise\("([^"]+)"\)', "".join(c["source"]))]
+    for chapter, path in CHAPTERS.items():
+        cells = _cells(path)
+        shown = [k for c in cells for k in _shown(c)]
         labels = [k for c in cells if c["cell_type"] == "markdown"
-                  for k in re.findall(r"^\(ex-([^)]+)\)=", "".join(c["source"]), re.MULTILINE)]
+                  for k in re.findall(r"^\(ex-([^)]+)\)=", c["source"], re.MULTILINE)]
         keys = [ex.key for ex in ALL if ex.chapter == chapter]
         assert shown == keys and labels == keys, (path.name, shown, labels, keys)
+        # The import comes before the first exercise (the closing set relies on it).
+        first = next((i for i, c in enumerate(cells) if _shown(c)), None)
+        if first is not None:
+            assert "from ddpm_lite.book.exercises import exercise" in "".join(
+                c["source"] for c in cells[: first + 1] if c["cell_type"] == "code")
     listed = re.findall(r"\{ref\}`Exercise (\d+)\.(\d+) <ex-([^>]+)>`", page)
     assert [(int(c), int(n), k) for c, n, k in listed] == [(ex.chapter, ex.number, ex.key) for ex in ALL]
 
@@ -214,3 +276,24 @@ def test_the_short_chain_prediction_is_what_the_library_computes():
     assert ex.answer_index == 0 and "orders of magnitude" in ex.choices[0][0]
     long, short = (float(NoiseSchedule.linear(T).prior_kl_per_dim(0.25)) for T in (1000, 100))
     assert short > 100 * long
+
+
+def test_the_closing_predictions_are_what_the_library_computes():
+    from ddpm_lite import NoiseSchedule
+    from ddpm_lite.book.exercise_bank import closing, closing_rest
+
+    answer = {ex.key: ex.choices[ex.answer_index][0] for ex in ALL if ex.kind == "predict, then run"}
+    # 1: cosine keeps about half the signal at T/2, linear under a tenth.
+    linear, cosine = (NoiseSchedule.from_name(k, 1000).alpha_bars[500] for k in ("linear", "cosine"))
+    assert "cosine" in answer["01-cosine-midpoint"] and linear < 0.1 and 0.4 < cosine < 0.6
+    # 4: doubling β_T roughly doubles the reference's intermediate error at t = T.
+    now, doubled = (abs(closing.reference_variance_error(b)) for b in (0.02, 0.04))
+    assert "twice" in answer["04-cancel-grows"] and 1.8 < doubled / now < 2.2
+    assert round(100 * now) == 2 and round(100 * doubled) == 4  # "about 2 %", "near 4 %"
+    # 7: with ε_θ ≡ 0 the sampler's output variance passes 1/ᾱ_T (tens of thousands).
+    v, abar_T = closing_rest.zero_model_variance(), NoiseSchedule.linear(1000).alpha_bars[1000]
+    assert "tens of thousands" in answer["07-untrained-sampler"] and 1e4 < 1 / abar_T < v < 1e5
+    # 13: more levels, the nearest level is wrong more often, at every ᾱ_t.
+    assert answer["13-more-levels"] == "more often"
+    for abar in (0.2, 0.5, 0.9, 0.99):
+        assert closing_rest.wrong_level_probability(abar, 256) > closing_rest.wrong_level_probability(abar, 17)
