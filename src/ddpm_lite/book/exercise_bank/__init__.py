@@ -3,6 +3,7 @@
 from .derivation import EXERCISES as _CH1_4
 from .derivation_rest import EXERCISES as _CH5_6
 from .practice import EXERCISES as _CH7_13
+from .continuous import EXERCISES as _CH14
 
 #: Every exercise, in chapter order (numbered within its chapter by ``all_exercises``).
-BANK = sorted(_CH1_4 + _CH5_6 + _CH7_13, key=lambda ex: ex.chapter)
+BANK = sorted(_CH1_4 + _CH5_6 + _CH7_13 + _CH14, key=lambda ex: ex.chapter)
