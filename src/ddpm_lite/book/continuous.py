@@ -18,7 +18,18 @@ import sympy as sp
 
 from .. import NoiseSchedule
 from .posterior import beta_tilde, mu_tilde, x_0_of_eps
-from .verdict import Step, abar_prev, abar_t, beta_t, check_identity, eps, eps_theta, gaussian_kl, log_normal, x_0
+from .verdict import (
+    Step,
+    abar_prev,
+    abar_t,
+    beta_t,
+    check_identity,
+    eps,
+    eps_theta,
+    gaussian_kl,
+    log_normal,
+    x_0,
+)
 
 __all__ = ["x0_hat", "snr_prev_expr", "snr_t_expr", "snr_form_steps", "limit_step", "change_of_variables_step",
            "ends_steps", "SHAPES", "ContinuousSchedule", "mmse", "denoise", "prior_loss", "reconstruction_loss",

@@ -39,8 +39,8 @@ EXERCISES = [
         forms=("(abar_prev - abar_t)/(2*(1 - abar_prev)*(1 - abar_t))",
                "abar_prev*beta_t/(2*(1 - abar_prev)*(1 - abar_t))"),
         mistakes=((SNR_WEIGHT.removesuffix("/2")[1:-1], "a Gaussian KL carries a factor ½."),
-                  ("(abar_t/(1 - abar_t) - abar_prev/(1 - abar_prev))/2", "upside down: SNR falls as $t$ grows, "
-                   "so $\\mathrm{SNR}(t-1) > \\mathrm{SNR}(t)$ and the weight is positive.")),
+                  ("(abar_t/(1 - abar_t) - abar_prev/(1 - abar_prev))/2", ("upside down: SNR falls as $t$ "
+                   "grows, so $\\mathrm{SNR}(t-1) > \\mathrm{SNR}(t)$ and the weight is positive."))),
         near=("(abar_prev - abar_t)/2", "(abar_prev/(1 - abar_prev) - abar_t/(1 - abar_t))/(2*beta_t)"),
         names=("abar_t", "abar_prev")),
     Compute(
@@ -48,9 +48,9 @@ EXERCISES = [
         prompt=f"Data with variance $s^2 = {DATA_S2}$ per dimension; the schedule ends at "
                f"$\\log\\mathrm{{SNR}}_\\min = {LOG_SNR_MIN:g}$. How many nats per dimension is $L_T$? (to 1 %)",
         explanation="$L_T = \\tfrac12\\big(\\frac{v(s^2-1)}{1+v} + \\log(1+v)\\big)$ with $v = \\mathrm{SNR}_\\min$ "
-                    "(eq. <code>ct-ends</code>): <code>prior_loss(exp(-5), 0.25)</code>.",
+                    f"(eq. <code>ct-ends</code>): <code>prior_loss(exp({LOG_SNR_MIN:g}), {DATA_S2})</code>.",
         value=_lt_nats, rel_tol=1e-2,
         mistakes=((lambda: _lt_nats() / math.log(2), "that is in bits: the question asks for nats."),
-                  (lambda: 0.5 * math.log1p(math.exp(LOG_SNR_MIN)), "that leaves out the data's term "
-                   "$\\bar\\alpha_T(s^2 - 1)$, which is negative for $s^2 < 1$."))),
+                  (lambda: 0.5 * math.log1p(math.exp(LOG_SNR_MIN)), ("that leaves out the data's "
+                   "term $\\bar\\alpha_T(s^2 - 1)$, which is negative for $s^2 < 1$.")))),
 ]
