@@ -56,8 +56,8 @@ def snr_form_steps() -> list[Step]:
         check_identity("equal variances: only the means count", kl, (mu_tilde - model_mean) ** 2 / (2 * beta_tilde)),
         check_identity("the means differ by a multiple of x₀ − x̂₀", mu_tilde - model_mean, coef * (x_0 - x0_hat)),
         check_identity("the weight is a difference of SNRs", coef**2 / (2 * beta_tilde), weight),
-        check_identity("L_{t−1} in SNR form", kl, weight * x0_err),
-        check_identity("L_{t−1} in ε-form", (weight * x0_err).subs(eps_of, simultaneous=True),
+        check_identity("Lₜ₋₁ in SNR form", kl, weight * x0_err),
+        check_identity("Lₜ₋₁ in ε-form", (weight * x0_err).subs(eps_of, simultaneous=True),
                        (snr_prev_expr / snr_t_expr - 1) / 2 * (eps - eps_theta) ** 2),
     ]
 
@@ -94,7 +94,7 @@ def change_of_variables_step() -> tuple[Step, Step]:
     in_v = sp.integrate(m, (_v, _vmin, _vmax))
     return (check_identity("t → v = SNR(t): the integrand is a derivative", -sp.diff(snr, _t) * m.subs(_v, snr),
                            -sp.Derivative(big_m.subs(_v, snr), _t)),
-            check_identity("L_∞ for Gaussian data", in_v / 2, sp.log((1 + _vmax * _s2) / (1 + _vmin * _s2)) / 2))
+            check_identity("L∞ for Gaussian data", in_v / 2, sp.log((1 + _vmax * _s2) / (1 + _vmin * _s2)) / 2))
 
 
 def ends_steps() -> list[Step]:
@@ -108,8 +108,8 @@ def ends_steps() -> list[Step]:
     l_0 = sp.expand(-log_normal(x, z0 / sp.sqrt(b2), tau2 / b2)).subs(eps**2, 1)  # E ε² = 1
     return [
         check_identity("optimal error m(v)", mmse_expr(), _s2 / (1 + _v * _s2)),
-        check_identity("L_T at SNR_min", l_T, (_vmin * (_s2 - 1) / (1 + _vmin) + sp.log(1 + _vmin)) / 2),
-        check_identity("L_0 at SNR_max", l_0, (sp.log(2 * sp.pi / _vmax) + 1) / 2),
+        check_identity("the prior term, from the low end", l_T, (_vmin * (_s2 - 1) / (1 + _vmin) + sp.log(1 + _vmin)) / 2),
+        check_identity("the decoder term, from the high end", l_0, (sp.log(2 * sp.pi / _vmax) + 1) / 2),
     ]
 
 
