@@ -10,16 +10,28 @@ import re
 from pathlib import Path
 
 import pytest
+import sympy as sp
 
+from ddpm_lite.book import continuous as ct
 from ddpm_lite.book import exercises as E
 from ddpm_lite.book.continuous import prior_loss
+from ddpm_lite.book.exercise_bank import continuous as bank
 
 ROOT = Path(__file__).resolve().parents[1]
 CH14 = [ex for ex in E.all_exercises() if ex.chapter == 14]
+NOTEBOOK = ROOT / "notebooks" / "14_continuous_time.ipynb"
+
+
+def _setup() -> dict[str, float]:
+    """The set-up cell's numeric parameters (the closing set's prompts quote them)."""
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    src = next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", []))
+    return {k: float(v) for k, v in re.findall(r"^([A-Z0-9_]+) = (-?[0-9.]+)\b", src, re.MULTILINE)}
 
 
 def test_chapter_14_has_its_exercises():
-    assert [ex.kind for ex in CH14] == ["derive", "compute"]
+    assert [ex.kind for ex in CH14] == ["derive", "compute", "spot the error", "predict, then run",
+                                        "spot the error"]
 
 
 def test_snr_weight_derivation():
@@ -54,3 +66,36 @@ def test_chapter_shows_each_once_in_bank_order_and_the_page_lists_them():
     page = (ROOT / "book" / "exercises.md").read_text()
     listed = re.findall(r"\{ref\}`Exercise 14\.(\d+) <ex-([^>]+)>`", page)
     assert [(int(n), k) for n, k in listed] == [(ex.number, ex.key) for ex in CH14]
+
+
+def test_limit_sign_form_is_minus_the_slope():
+    ex = E.exercise("14-limit-sign").exercise
+    form = ex.form
+    n = form.symbols()
+    # Independently of the bank's limit: −d/dt of SNR(t) = exp(−(g0 + g1 t)).
+    slope = sp.diff(sp.exp(-(n["g0"] + n["g1"] * n["t"])), n["t"])
+    assert sp.simplify(form.target_expr() + slope) == 0
+    assert ex.check("a", form.solution).correct
+    for i, (text, hint) in enumerate(form.mistakes):
+        v = ex.check("a", text)
+        assert (v.status, v.mistake) == ("mistake", i) and hint in v.message
+    assert [ex.check(i).status for i in range(len(ex.choices))] == ["correct", "wrong", "wrong", "wrong"]
+
+
+def test_the_closing_prompts_quote_the_set_up_cell():
+    p = _setup()
+    assert (p["LOG_SNR_MIN"], p["LOG_SNR_MAX"]) == bank.LOG_SNR_ENDS and p["S2"] == bank.DATA_S2
+    assert p["LOG_SNR_MIN"] < bank.LOG_SNR_MIN_RAISED < p["LOG_SNR_MAX"]
+    assert f"from {p['LOG_SNR_MIN']:g} to {bank.LOG_SNR_MIN_RAISED:g}" in E.exercise("14-raise-snr-min").exercise.prompt
+
+
+def test_the_shape_claim_is_what_the_chapter_measures():
+    # "Nothing: it is correct" is refuted by "hundreds of times the draws" (linear-β against
+    # min-variance, the chapter's variance table at its own ends, data variance and dimension).
+    p = _setup()
+    ends = {"snr_min": math.exp(p["LOG_SNR_MIN"]), "snr_max": math.exp(p["LOG_SNR_MAX"]), "s2": p["S2"]}
+    var = {s: ct.estimator_variance(ct.ContinuousSchedule(**ends, shape=s), p["S2"], int(p["DIM"]))
+           for s in ("linear-beta", "min-variance")}
+    ex = E.exercise("14-shape-training").exercise
+    assert "hundreds of times" in ex.choices[-1][1] and 100 < var["linear-beta"] / var["min-variance"] < 1000
+    assert ex.check(ex.answer_index).correct and "variance" in ex.choices[ex.answer_index][0]
