@@ -13,6 +13,9 @@ VENDOR_STAMP := $(VENDOR)/.fetched
 # another program holds a core.  Set OMP_NUM_THREADS yourself to override.  The tests run
 # with one thread, which never collapses.
 TEST_THREADS ?= 1
+# The unit tests run in parallel (pytest-xdist), one process per core, at most 4: each test
+# uses one thread, and every test writes only under its own tmp_path (ports are picked free).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: book test unit nbval nbval-full browser env vendor clean
@@ -77,7 +80,7 @@ book: $(STAMP) $(VENDOR_STAMP) $(PKG_STAMP) $(ASSET_STAMP)
 	$(PY) book/_ext/build.py .
 
 unit: $(STAMP)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(TEST_THREADS)} $(PY) -m pytest -q -m "not browser" tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(TEST_THREADS)} $(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15 -m "not browser" tests
 
 # What nbval checked, without executing every chapter a second time: nbval re-ran each
 # notebook that `book` had just executed.  tests/test_build_outputs.py checks the
