@@ -54,6 +54,8 @@ class ContinuousModel(nn.Module):
     the schedule's constructor arguments; learned ends and shape are in the state dict.
     """
 
+    takes_gamma = True  #: called as model(z, γ) with float γ (the memory estimate of ddpm_lite.nets.memory asks)
+
     def __init__(self, net: nn.Module, schedule: LogSNRSchedule) -> None:
         super().__init__()
         if not isinstance(schedule, LogSNRSchedule):
