@@ -84,6 +84,18 @@ def _path(text: str) -> Path:
 MAX_SAMPLES = 100_000
 
 
+def _add_continuous_flags(tr: argparse.ArgumentParser) -> None:
+    """train's --time and the flags of --time continuous (ddpm_lite.cli.continuous refuses them in discrete time)."""
+    tr.add_argument("--time", default="discrete", choices=("discrete", "continuous"),
+                    help="discrete: a chain of T steps (default); continuous: VDM's T → ∞ bound (images; "
+                         "ddpm_lite.continuous)")
+    tr.add_argument("--gamma-min", type=float, default=None, help="continuous: γ(0) = −log SNR_max (default −13.3)")
+    tr.add_argument("--gamma-max", type=float, default=None, help="continuous: γ(1) = −log SNR_min (default 5)")
+    tr.add_argument("--learn-ends", action="store_true", help="continuous: learn γ_min and γ_max with the bound")
+    tr.add_argument("--gamma-shape", default=None, choices=("linear", "learned"),
+                    help="continuous: γ(t) linear between its ends (default) or a learned monotone shape")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ddpm-lite`` command (exposed for docs and tests)."""
     from ..diffusion import LOSS_KINDS, VARIANCE_KINDS
@@ -106,17 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seconds", type=_positive_float, help="wall-clock training budget")
     tr.add_argument("--steps", type=_positive_int, help="total optimizer steps (counting resumed ones)")
     tr.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    tr.add_argument("--time", default="discrete", choices=("discrete", "continuous"),
-                    help="discrete: a chain of T steps (default); continuous: VDM's T → ∞ bound (images; "
-                         "ddpm_lite.continuous)")
     tr.add_argument("--schedule", default=None, choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
     tr.add_argument("--variance", default=None, choices=VARIANCE_KINDS,
                     help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
-    tr.add_argument("--gamma-min", type=float, default=None, help="continuous: γ(0) = −log SNR_max (default −13.3)")
-    tr.add_argument("--gamma-max", type=float, default=None, help="continuous: γ(1) = −log SNR_min (default 5)")
-    tr.add_argument("--learn-ends", action="store_true", help="continuous: learn γ_min and γ_max with the bound")
-    tr.add_argument("--gamma-shape", default=None, choices=("linear", "learned"),
-                    help="continuous: γ(t) linear between its ends (default) or a learned monotone shape")
+    _add_continuous_flags(tr)
     tr.add_argument("--denoiser", default="eps", choices=DENOISER_KINDS, help="eps: the plain ε network (default); "
                     "levels: ε through the posterior over the data's grey levels (ddpm_lite.nets.levels; images only)")
     tr.add_argument("--loss", default=None, choices=LOSS_KINDS,

@@ -107,21 +107,21 @@ def _bpd(model: GatedPixelCNN, levels: torch.Tensor, batch: int = 512) -> torch.
 
 
 def pixelcnn_bpd(train: torch.Tensor, test: torch.Tensor, num_levels: int, seconds: float, *, holdout: int = 300,
-                 seed: int = 0, channels: int = 64, layers: int = 5, dropout: float = 0.0, lr: float = 1e-3,
-                 batch_size: int = 64, eval_every: int = 25) -> dict:
+                 seed: int = 0, lr: float = 1e-3, batch_size: int = 64, eval_every: int = 25, **net: object) -> dict:
     """Train a :class:`GatedPixelCNN` for ``seconds`` and score ``test``: bits/dim, exact.
 
     ``train`` and ``test`` are long tensors (N, H, W) of levels.  The last ``holdout`` training
     images are held out; every ``eval_every`` steps their bits/dim is taken and the best
     weights are kept (early stopping: the test images are never looked at).  Returns
     ``bpd``, ``stderr`` (over test images), ``steps``, ``best_step`` and ``holdout_bpd``.
+    ``net`` goes to :class:`GatedPixelCNN` (``channels``, ``layers``, ``dropout``).
     """
     checks.number("seconds", seconds, 0.0, lo_open=True)
     holdout = checks.integer("holdout", holdout, 1, len(train) - 1)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     fit, held = train[:-holdout], train[-holdout:]
-    model = GatedPixelCNN(num_levels, channels, layers, dropout)
+    model = GatedPixelCNN(num_levels, **net)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     best = (math.inf, copy.deepcopy(model.state_dict()), 0)
     step, deadline = 0, time.perf_counter() + seconds
