@@ -228,3 +228,15 @@ def test_new_modules_are_device_agnostic():
     for name in ("continuous.py", "logsnr.py", "nets/continuous.py"):
         text = (src / name).read_text()
         assert ".cuda(" not in text and "device=\"cuda\"" not in text, name
+
+
+def test_recon_rows_estimate_the_batch_mean_of_L0_from_its_first_rows():
+    x = gaussian_data(32, seed=19)
+    model = ContinuousModel(LinearDenoiser(V), LogSNRSchedule(GMIN, GMAX))
+    t = torch.full((32,), 0.5, dtype=torch.float64)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    full = ContinuousDiffusion(None).loss_terms(model, x, t, noise)
+    part = ContinuousDiffusion(None, recon_rows=4).loss_terms(model, x, t, noise)
+    assert torch.allclose(part["recon"], full["recon"][:4].mean().expand(32))
+    assert torch.equal(part["diffusion"], full["diffusion"]) and torch.equal(part["prior"], full["prior"])
+    assert ContinuousDiffusion.from_config(ContinuousDiffusion(None, recon_rows=4).config()).recon_rows == 4

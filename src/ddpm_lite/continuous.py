@@ -95,28 +95,37 @@ class ContinuousDiffusion:
         continuous data (then L_0 is a negative log density).
     t_draw:
         ``"low_discrepancy"`` (default) or ``"uniform"``: how :meth:`draw_t_and_noise` draws t.
+    recon_rows:
+        In training, evaluate L_0 on only the first ``recon_rows`` samples of a batch and give every
+        sample their mean: an unbiased estimate of the batch's mean L_0 for fewer model rows
+        (L_0 needs its own model call at γ_min; with all rows a step costs two batches).  None
+        (default): every sample.  :meth:`bits_per_dim` always uses every sample.
     """
 
     continuous = True
     learned_variance = False  # TrainConfig.check_with asks; the reverse variance here is implied by the bound
     variance = "posterior"
 
-    def __init__(self, num_levels: int | None = 256, *, t_draw: TDrawKind = "low_discrepancy") -> None:
+    def __init__(self, num_levels: int | None = 256, *, t_draw: TDrawKind = "low_discrepancy",
+                 recon_rows: int | None = None) -> None:
         self.num_levels = checks.integer("num_levels", num_levels, 2, allow_none=True,
                                          hint="Use None for continuous data.")
         self.t_draw = checks.choice("t_draw", t_draw, T_DRAW_KINDS)
+        self.recon_rows = checks.integer("recon_rows", recon_rows, 1, allow_none=True)
 
     # ------------------------------------------------------------------ serialisation
     def config(self) -> dict[str, Any]:
         """The settings as a JSON-able dict; ``time`` tells loaders which diffusion to rebuild."""
-        return {"time": "continuous", "num_levels": self.num_levels, "t_draw": self.t_draw}
+        extra = {"recon_rows": self.recon_rows} if self.recon_rows is not None else {}
+        return {"time": "continuous", "num_levels": self.num_levels, "t_draw": self.t_draw, **extra}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ContinuousDiffusion":
         """Inverse of :meth:`config`."""
         if not isinstance(config, dict) or config.get("time") != "continuous":
             raise ValueError(f"not a continuous-time diffusion config (needs time='continuous'): {config!r:.200}.")
-        return cls(config.get("num_levels", 256), t_draw=config.get("t_draw", "low_discrepancy"))
+        return cls(config.get("num_levels", 256), t_draw=config.get("t_draw", "low_discrepancy"),
+                   recon_rows=config.get("recon_rows"))
 
     def check_on_grid(self, x0: torch.Tensor) -> None:
         """Raise ValueError unless x0 lies on the ``num_levels`` grid (the discrete decoder's check)."""
@@ -177,8 +186,8 @@ class ContinuousDiffusion:
         return self._per_dim(-ll)
 
     def loss_terms(self, model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                   kind: str = "vb", lambda_vb: float = 0.0, noise0: torch.Tensor | None = None
-                   ) -> dict[str, torch.Tensor]:
+                   kind: str = "vb", lambda_vb: float = 0.0, noise0: torch.Tensor | None = None,
+                   every_row: bool = False) -> dict[str, torch.Tensor]:
         """Per-sample bound L_T + L_0 + ½ γ′(t)‖ε − ε̂‖² in bits/dim, from one model call on 2·batch rows.
 
         The diffusion term uses (t, ``noise``); L_0 uses z_0 = α_0 x + σ_0 ε₀ with ε₀ =
@@ -186,23 +195,27 @@ class ContinuousDiffusion:
         sharing ε keeps each unbiased and the training loop's draws unchanged).  Returns ``loss``
         (= ``vb``), ``diffusion``, ``prior``, ``recon``, ``mse`` and ``t``, each (batch,).
         ``kind`` and ``lambda_vb`` exist for the training loop's signature; only ``"vb"`` is accepted.
+        ``every_row`` overrides ``recon_rows`` (evaluation).
         """
         if kind != "vb":
             self.check_train_config(kind, False)
         schedule = model.schedule
         b = x0.shape[0]
+        k = b if every_row or self.recon_rows is None else min(b, self.recon_rows)
         gamma_t, dgamma = schedule(t)
-        gamma0 = schedule.gamma_min.expand(b)
+        gamma0 = schedule.gamma_min.expand(k)
         gammas = torch.cat([gamma_t, gamma0])
         a2, s2 = alpha_sigma_sq(gammas)
         shape = (-1,) + (1,) * (x0.dim() - 1)
         a, s = a2.sqrt().to(x0.dtype).view(shape), s2.sqrt().to(x0.dtype).view(shape)
-        eps_all = torch.cat([noise, noise if noise0 is None else noise0])
-        z = a * x0.repeat(2, *([1] * (x0.dim() - 1))) + s * eps_all
+        eps_all = torch.cat([noise, (noise if noise0 is None else noise0)[:k]])
+        z = a * torch.cat([x0, x0[:k]]) + s * eps_all
         eps_hat = model(z, gammas.to(x0.dtype))
         mse_sum = (noise - eps_hat[:b]).square().flatten(1).sum(1).to(torch.float64)
         diffusion = 0.5 * dgamma * mse_sum / (x0[0].numel() * LN2)
-        recon = self.recon_bpd(x0, eps_hat[b:], z[b:], gamma0)
+        recon = self.recon_bpd(x0[:k], eps_hat[b:], z[b:], gamma0)
+        if k < b:
+            recon = recon.mean().expand(b)
         prior = self.prior_bpd(schedule, x0)
         vb = diffusion + recon + prior
         return {"loss": vb, "vb": vb, "diffusion": diffusion, "recon": recon, "prior": prior,
@@ -256,7 +269,7 @@ class ContinuousDiffusion:
             t = ((u + torch.arange(draws, dtype=torch.float64, device=u.device)) / draws).T.reshape(-1)
             x_rep = xs.repeat(draws, *([1] * (xs.dim() - 1)))
             noise = randn(x_rep.shape, generator, xs.device, xs.dtype)
-            out = self.loss_terms(model, x_rep, t.to(xs.device), noise)
+            out = self.loss_terms(model, x_rep, t.to(xs.device), noise, every_row=True)
             for k in parts:
                 parts[k][start:start + m] = out[k].double().cpu().view(draws, m).mean(0)
         per_sample = parts["diffusion"] + parts["recon"] + parts["prior"]

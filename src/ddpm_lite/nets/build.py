@@ -67,6 +67,8 @@ def _build_continuous(kind: str, cfg: dict) -> nn.Module:
 
     try:
         if kind == "continuous":
+            if not isinstance(cfg["net"], dict) or cfg["net"].get("kind") not in ("gamma_unet", "continuous_levels"):
+                raise ValueError("a continuous model config's 'net' must be a gamma_unet or continuous_levels config.")
             return ContinuousModel(build_model(cfg["net"]), LogSNRSchedule(**cfg["schedule"]))
         for key in _TUPLES:
             if cfg.get(key) is not None:
