@@ -40,6 +40,7 @@ import torch  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
 from ddpm_lite.continuous import ContinuousDiffusion  # noqa: E402
+from ddpm_lite.logsnr import GAMMA_MAX, GAMMA_MIN  # noqa: E402
 from ddpm_lite.nets.continuous import continuous_model  # noqa: E402
 from ddpm_lite.runs.checkpoint import has_checkpoint  # noqa: E402
 from ddpm_lite.cli import load_run  # noqa: E402
@@ -69,6 +70,7 @@ def build_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDif
         torch.manual_seed(args.seed)
         model = continuous_model((1, 1, 8, 8), num_levels=DIGITS_LEVELS if args.denoiser == "levels" else None,
                                  learn_ends=args.learn_ends, shape=args.shape, base_channels=args.base_channels,
+                                 gamma_min=args.gamma_min, gamma_max=args.gamma_max,
                                  dropout=args.dropout)
         return model, ContinuousDiffusion(DIGITS_LEVELS, recon_rows=args.recon_rows)
     extra = {"max_beta": args.max_beta} if args.max_beta is not None else {}
@@ -142,6 +144,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--learn-ends", action="store_true", help="continuous time: learn γ_min and γ_max")
     p.add_argument("--shape", default="linear", choices=("linear", "learned"),
                    help="continuous time: γ(t) linear between its ends, or a learned monotone shape")
+    p.add_argument("--gamma-min", type=float, default=GAMMA_MIN, help="continuous time: γ(0) (default −13.3)")
+    p.add_argument("--gamma-max", type=float, default=GAMMA_MAX, help="continuous time: γ(1) (default 5)")
     p.add_argument("--recon-rows", type=int, default=None,
                    help="continuous time: L_0 from this many rows of each training batch (default all; fewer is faster)")
     p.add_argument("--draws", type=int, default=64, help="continuous time: stratified t per test digit (default 64)")
@@ -205,7 +209,8 @@ def main() -> None:
               "train_steps": steps, "recipe": {k: getattr(args, k) for k in (*RECIPE, "max_beta")},
               **evaluate(model, diffusion, test, args)}
     if args.time == "continuous":
-        record["recipe"].update(learn_ends=args.learn_ends, shape=args.shape, recon_rows=args.recon_rows)
+        record["recipe"].update(learn_ends=args.learn_ends, shape=args.shape, recon_rows=args.recon_rows,
+                                gamma_min=args.gamma_min, gamma_max=args.gamma_max)
     if curve:
         record["holdout_curve"] = curve
     if not args.no_baselines:
