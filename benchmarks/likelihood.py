@@ -6,7 +6,15 @@ importance-sampled t, dropout 0.3, and early stopping on 300 held-out training d
 ``--seconds``, then evaluates L_T + Σ_{t≥2} L_{t−1} + L_0 on the 300 test digits at every t
 (17-level discretized decoder), and prints one JSON line with ``bpd``, the per-t sums, the
 held-out curve and ``baselines`` (uniform, independent per-pixel categorical, raster-order
-logistic-regression autoregressive; see likelihood_baselines.py).
+logistic-regression autoregressive, and a gated PixelCNN trained for the same ``--seconds`` with the
+same seed, split and early stopping; see likelihood_baselines.py).
+
+``--time continuous`` trains the continuous-time recipe instead (ddpm_lite.continuous: VDM's bound
+with a log-SNR schedule, optionally learned ends ``--learn-ends`` and shape ``--shape learned``, the
+level posterior of γ as the denoiser); ``bpd`` is then the T → ∞ bound, estimated with ``--draws``
+stratified t per test digit, and ``bpd_T`` the bound at ``--eval-T`` steps (every step evaluated).
+
+    python benchmarks/likelihood.py --seconds 120 --time continuous --learn-ends   # continuous time
 
     python benchmarks/likelihood.py --seconds 600 --seed 0          # the recipe
     python benchmarks/likelihood.py --seconds 120 --denoiser eps --dropout 0 --holdout 0 \
@@ -31,6 +39,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ddpm_lite import GaussianDiffusion, NoiseSchedule  # noqa: E402
+from ddpm_lite.continuous import ContinuousDiffusion  # noqa: E402
+from ddpm_lite.logsnr import GAMMA_MAX, GAMMA_MIN  # noqa: E402
+from ddpm_lite.nets.continuous import continuous_model  # noqa: E402
 from ddpm_lite.runs.checkpoint import has_checkpoint  # noqa: E402
 from ddpm_lite.cli import load_run  # noqa: E402
 from ddpm_lite.data import DIGITS_LEVELS, digits  # noqa: E402
@@ -40,7 +51,7 @@ from ddpm_lite.training.timesteps import ImportanceSampler  # noqa: E402
 from ddpm_lite.training import train  # noqa: E402
 
 #: The recipe the flags default to (chosen by the ablation in benchmarks/README.md).
-RECIPE = {"denoiser": "levels", "variance": "learned", "loss": "vb", "schedule": "linear", "importance": True,
+RECIPE = {"time": "discrete", "denoiser": "levels", "variance": "learned", "loss": "vb", "schedule": "linear", "importance": True,
           "base_channels": 16, "T": 1000, "lr": 2e-3, "batch_size": 128, "weight_decay": 0.0,
           "dropout": 0.3, "holdout": 300, "eval_every": 60.0}
 
@@ -55,6 +66,13 @@ def per_t_summary(vb: torch.Tensor) -> dict:
 
 def build_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDiffusion]:
     """The untrained model and the diffusion the flags describe."""
+    if args.time == "continuous":
+        torch.manual_seed(args.seed)
+        model = continuous_model((1, 1, 8, 8), num_levels=DIGITS_LEVELS if args.denoiser == "levels" else None,
+                                 learn_ends=args.learn_ends, shape=args.shape, base_channels=args.base_channels,
+                                 gamma_min=args.gamma_min, gamma_max=args.gamma_max,
+                                 dropout=args.dropout)
+        return model, ContinuousDiffusion(DIGITS_LEVELS, recon_rows=args.recon_rows)
     extra = {"max_beta": args.max_beta} if args.max_beta is not None else {}
     schedule = NoiseSchedule.from_name(args.schedule, args.T, **extra)
     diffusion = GaussianDiffusion(schedule, variance=args.variance, num_levels=DIGITS_LEVELS)
@@ -63,6 +81,14 @@ def build_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDif
     if args.denoiser == "levels":
         return LevelPosteriorDenoiser(schedule, DIGITS_LEVELS, **kw), diffusion
     return UNet(T=args.T, **kw), diffusion
+
+
+def score(model: torch.nn.Module, diffusion, x: torch.Tensor, args: argparse.Namespace, seed: int = 1) -> dict:
+    """The bound on ``x``: every t of the chain, or (continuous time) ``--draws`` stratified t per image."""
+    gen = torch.Generator().manual_seed(seed)
+    if isinstance(diffusion, ContinuousDiffusion):
+        return diffusion.bits_per_dim(model, x, draws=args.draws, generator=gen)
+    return diffusion.bits_per_dim(model, x, batch_size=4096, generator=gen)
 
 
 def train_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDiffusion, int, list]:
@@ -76,7 +102,7 @@ def train_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDif
     model, diffusion = build_recipe(args)
     data = digits("train")
     fit, held = (data[:-args.holdout], data[-args.holdout:]) if args.holdout else (data, None)
-    sampler = ImportanceSampler(args.T) if args.importance else None
+    sampler = ImportanceSampler(args.T) if args.importance else None  # continuous time refuses it by name
     kw = dict(lr=args.lr, batch_size=args.batch_size, device="cpu", progress=False, seed=args.seed, loss_kind=args.loss,
               t_sampler=sampler, weight_decay=args.weight_decay)
     if held is None:
@@ -89,7 +115,7 @@ def train_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDif
             seg = min(args.eval_every, args.seconds - spent)
             r = train(model, diffusion, fit, seconds=seg, checkpoint_dir=run_dir, **kw)
             spent += seg
-            held_bpd = diffusion.bits_per_dim(r.ema_model, held, generator=torch.Generator().manual_seed(1))["total"]
+            held_bpd = score(r.ema_model, diffusion, held, args)["total"]
             curve.append({"step": r.steps, "seconds": round(spent, 1), "holdout_bpd": round(held_bpd, 4)})
             if held_bpd < best[0]:
                 best = (held_bpd, copy.deepcopy(r.ema_model.state_dict()), r.steps)
@@ -97,20 +123,34 @@ def train_recipe(args: argparse.Namespace) -> tuple[torch.nn.Module, GaussianDif
     return r.ema_model, diffusion, best[2], curve
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The flags: the recipe's ingredients, the budget, and what to report."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60.0, help="training budget (default 60)")
     p.add_argument("--seed", type=int, default=0, help="seed of init, batches, t and ε (default 0)")
     p.add_argument("--run", default=None, help="score this checkpoint directory instead (or train into it)")
+    p.add_argument("--time", default=RECIPE["time"], choices=("discrete", "continuous"),
+                   help="discrete: T steps (ddpm_lite.GaussianDiffusion); continuous: VDM's T → ∞ bound")
     p.add_argument("--denoiser", default=RECIPE["denoiser"], choices=("levels", "eps"),
                    help="levels: the level-posterior U-Net (ddpm_lite.nets.levels); eps: the plain ε U-Net")
-    p.add_argument("--variance", default=RECIPE["variance"], choices=("beta", "beta_tilde", "learned"))
+    p.add_argument("--variance", default=None, choices=("beta", "beta_tilde", "learned"),
+                   help=f"discrete time only (default {RECIPE['variance']})")
     p.add_argument("--loss", default=RECIPE["loss"], choices=("simple", "vb", "hybrid"))
     p.add_argument("--schedule", default=RECIPE["schedule"], choices=("linear", "cosine"))
     p.add_argument("--max-beta", type=float, default=None,
                    help="cosine only: clip β_t here (default 0.999); lower keeps the last step's mean well-conditioned")
-    p.add_argument("--importance", action=argparse.BooleanOptionalAction, default=RECIPE["importance"],
-                   help="importance-sampled t (needs --loss vb or hybrid)")
+    p.add_argument("--importance", action=argparse.BooleanOptionalAction, default=None,
+                   help="importance-sampled t (needs --loss vb or hybrid; default on in discrete time)")
+    p.add_argument("--learn-ends", action="store_true", help="continuous time: learn γ_min and γ_max")
+    p.add_argument("--shape", default="linear", choices=("linear", "learned"),
+                   help="continuous time: γ(t) linear between its ends, or a learned monotone shape")
+    p.add_argument("--gamma-min", type=float, default=GAMMA_MIN, help="continuous time: γ(0) (default −13.3)")
+    p.add_argument("--gamma-max", type=float, default=GAMMA_MAX, help="continuous time: γ(1) (default 5)")
+    p.add_argument("--recon-rows", type=int, default=None,
+                   help="continuous time: L_0 from this many rows of each training batch (default all; fewer is faster)")
+    p.add_argument("--draws", type=int, default=64, help="continuous time: stratified t per test digit (default 64)")
+    p.add_argument("--eval-T", type=int, default=1000,
+                   help="continuous time: also report the bound at this many steps, every step evaluated (0: skip)")
     p.add_argument("--base-channels", type=int, default=RECIPE["base_channels"])
     p.add_argument("--T", type=int, default=RECIPE["T"])
     p.add_argument("--lr", type=float, default=RECIPE["lr"])
@@ -121,10 +161,43 @@ def main() -> None:
     p.add_argument("--eval-every", type=float, default=RECIPE["eval_every"],
                    help="with --holdout: seconds of training between held-out evaluations")
     p.add_argument("--weight-decay", type=float, default=RECIPE["weight_decay"], help="AdamW weight decay")
-    p.add_argument("--no-baselines", action="store_true", help="skip the baselines (~10 s)")
+    p.add_argument("--no-baselines", action="store_true", help="skip the baselines (~10 s, plus the PixelCNN's budget)")
+    p.add_argument("--no-pixelcnn", action="store_true", help="skip the PixelCNN baseline (it trains for --seconds)")
     p.add_argument("--per-t", default=None, help="save the per-t terms L_{t-1} (t = 1..T) to this .npy")
     p.add_argument("--threads", type=int, default=THREADS)
     args = p.parse_args()
+    continuous = args.time == "continuous"
+    if continuous and args.variance is not None:
+        p.error("--variance is for discrete time: the continuous-time bound fixes the reverse variance; drop it.")
+    if args.variance is None:
+        args.variance = "posterior" if continuous else RECIPE["variance"]
+    if args.importance is None:
+        args.importance = RECIPE["importance"] and not continuous
+    return args
+
+
+def evaluate(model: torch.nn.Module, diffusion, test: torch.Tensor, args: argparse.Namespace) -> dict:
+    """The test digits' bound (and its parts) for the record."""
+    t0 = time.perf_counter()
+    res = score(model, diffusion, test, args, seed=0)
+    per = res["per_sample"].numpy()
+    out = {"bpd": round(res["total"], 4), "stderr": round(float(per.std(ddof=1) / np.sqrt(len(per))), 4),
+           "L_T": round(res["prior"], 5)}
+    if isinstance(diffusion, ContinuousDiffusion):
+        out.update(L_0=round(res["recon"], 5), L_diffusion=round(res["diffusion"], 4), draws=args.draws,
+                   gamma_ends=[round(float(g), 3) for g in model.schedule.ends])
+        if args.eval_T:
+            res = diffusion.bits_per_dim_at(model, test, args.eval_T, generator=torch.Generator().manual_seed(0))
+            out.update(bpd_T=round(res["total"], 4), T_eval=args.eval_T)
+    if "vb" in res:
+        save_npy(args.per_t, res["vb"].numpy())
+        out.update(per_t_summary(res["vb"]))
+    out["eval_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main() -> None:
+    args = parse_args()
     threads = setup(args.threads)
     test = digits("test")
     if args.run and has_checkpoint(args.run):
@@ -132,20 +205,18 @@ def main() -> None:
         steps, curve = state["step"], []
     else:
         model, diffusion, steps, curve = train_recipe(args)
-    t0 = time.perf_counter()
-    res = diffusion.bits_per_dim(model, test, batch_size=4096, generator=torch.Generator().manual_seed(0))
-    eval_s = time.perf_counter() - t0
-    per = res["per_sample"].numpy()
-    save_npy(args.per_t, res["vb"].numpy())
     record = {"benchmark": "likelihood", "threads": threads, "seed": args.seed, "seconds": args.seconds,
               "train_steps": steps, "recipe": {k: getattr(args, k) for k in (*RECIPE, "max_beta")},
-              "bpd": round(res["total"], 4), "stderr": round(float(per.std(ddof=1) / np.sqrt(len(per))), 4),
-              "L_T": round(res["prior"], 5), **per_t_summary(res["vb"]), "eval_s": round(eval_s, 1)}
+              **evaluate(model, diffusion, test, args)}
+    if args.time == "continuous":
+        record["recipe"].update(learn_ends=args.learn_ends, shape=args.shape, recon_rows=args.recon_rows,
+                                gamma_min=args.gamma_min, gamma_max=args.gamma_max)
     if curve:
         record["holdout_curve"] = curve
     if not args.no_baselines:
-        record["baselines"] = {k: v for k, v in baselines().items()
-                               if k in ("uniform", "per_pixel", "autoregressive")}
+        found = baselines(seed=args.seed, pixelcnn_seconds=None if args.no_pixelcnn else args.seconds)
+        record["baselines"] = {k: v for k, v in found.items()
+                               if k in ("uniform", "per_pixel", "autoregressive", "pixelcnn", "pixelcnn_run")}
     emit(record)
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 GROUPS = ("base", "derivation", "nets", "data", "runs", "training", "cli", "surface", "book")
 RANK = {"base": 0, "derivation": 1, "nets": 2, "data": 2, "runs": 2, "training": 3, "cli": 4, "surface": 5,
         "book": 6}
-DERIVATION = {"schedule", "gaussian", "forward", "reverse", "diffusion", "sampling", "spacing", "solvers"}
+DERIVATION = {"schedule", "gaussian", "forward", "reverse", "diffusion", "sampling", "spacing", "solvers", "logsnr",
+              "continuous"}
 BASE = {"checks", "plumbing"}
 #: Flat modules of the layout before issue 20, by the group their idea belongs to.
 OLD_NAMES = {"models": "nets", "levels": "nets", "networks": "nets", "data": "data", "metrics": "data",

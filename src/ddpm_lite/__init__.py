@@ -11,15 +11,18 @@ is :mod:`ddpm_lite.book`, installed with the ``book`` extra.
 import importlib.abc
 import sys
 
+from .continuous import ContinuousDiffusion, ContinuousModel
 from .diffusion import GaussianDiffusion
 from .forward import ForwardProcess
 from .nets import LevelPosteriorDenoiser, MLPDenoiser, UNet
+from .logsnr import LogSNRSchedule
 from .sampling import SamplerConfig
 from .schedule import NoiseSchedule
 from .training import ImportanceSampler, TrainConfig, train
 
-__all__ = ["ForwardProcess", "GaussianDiffusion", "ImportanceSampler", "LevelPosteriorDenoiser", "MLPDenoiser",
-           "NoiseSchedule", "SamplerConfig", "TrainConfig", "UNet", "train"]
+__all__ = ["ContinuousDiffusion", "ContinuousModel", "ForwardProcess", "GaussianDiffusion", "ImportanceSampler",
+           "LevelPosteriorDenoiser", "LogSNRSchedule", "MLPDenoiser", "NoiseSchedule", "SamplerConfig", "TrainConfig",
+           "UNet", "train"]
 __version__ = "0.3.0"
 
 #: Modules that moved: old name → (new name, the version that moved it).  0.2.0 moved the

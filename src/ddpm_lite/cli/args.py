@@ -84,6 +84,18 @@ def _path(text: str) -> Path:
 MAX_SAMPLES = 100_000
 
 
+def _add_continuous_flags(tr: argparse.ArgumentParser) -> None:
+    """train's --time and the flags of --time continuous (ddpm_lite.cli.continuous refuses them in discrete time)."""
+    tr.add_argument("--time", default="discrete", choices=("discrete", "continuous"),
+                    help="discrete: a chain of T steps (default); continuous: VDM's T → ∞ bound (images; "
+                         "ddpm_lite.continuous)")
+    tr.add_argument("--gamma-min", type=float, default=None, help="continuous: γ(0) = −log SNR_max (default −13.3)")
+    tr.add_argument("--gamma-max", type=float, default=None, help="continuous: γ(1) = −log SNR_min (default 5)")
+    tr.add_argument("--learn-ends", action="store_true", help="continuous: learn γ_min and γ_max with the bound")
+    tr.add_argument("--gamma-shape", default=None, choices=("linear", "learned"),
+                    help="continuous: γ(t) linear between its ends (default) or a learned monotone shape")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ddpm-lite`` command (exposed for docs and tests)."""
     from ..diffusion import LOSS_KINDS, VARIANCE_KINDS
@@ -106,17 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seconds", type=_positive_float, help="wall-clock training budget")
     tr.add_argument("--steps", type=_positive_int, help="total optimizer steps (counting resumed ones)")
     tr.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    tr.add_argument("--schedule", default="linear", choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
-    tr.add_argument("--variance", default="beta", choices=VARIANCE_KINDS,
+    tr.add_argument("--schedule", default=None, choices=SCHEDULE_KINDS, help="noise schedule (default linear)")
+    tr.add_argument("--variance", default=None, choices=VARIANCE_KINDS,
                     help="reverse variance σ_t² (default beta; learned adds v outputs, train it with --loss hybrid)")
+    _add_continuous_flags(tr)
     tr.add_argument("--denoiser", default="eps", choices=DENOISER_KINDS, help="eps: the plain ε network (default); "
                     "levels: ε through the posterior over the data's grey levels (ddpm_lite.nets.levels; images only)")
-    tr.add_argument("--loss", default="simple", choices=LOSS_KINDS, help="objective (default simple)")
+    tr.add_argument("--loss", default=None, choices=LOSS_KINDS,
+                    help="objective (default simple; vb with --time continuous)")
     tr.add_argument("--importance", action="store_true", help="importance-sampled t (with --loss vb or hybrid, "
                     "one process; its history is saved with each checkpoint)")
     tr.add_argument("--compile", action="store_true", help="compile the train step with torch.compile "
                     "(falls back to the eager step if compiling fails)")
-    tr.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default 1000)")
+    tr.add_argument("--T", type=_positive_int, default=None, help="number of diffusion steps (default 1000)")
     tr.add_argument("--seed", type=_seed, default=0, help="seed of model init, batch order and noise (default 0)")
     tr.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
     tr.add_argument("--lr", type=_positive_float, default=None, help="AdamW learning rate (default 2e-3 for points and images under 16 px, "
@@ -145,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--eta", type=_nonnegative_float, default=None, help="DDIM's noise scale η (default 0; ddim only)")
     sa.add_argument("--spacing", choices=SPACING_KINDS, default=None,
                     help="timestep grid of dpm++ and dpm++sde (default logsnr)")
+    sa.add_argument("--T", type=_positive_int, default=None,
+                    help="continuous-time runs: sample on a grid of T steps of the run's γ (default 1000)")
     sa.add_argument("--seed", type=_seed, default=0)
     sa.add_argument("--device", default="auto")
 
@@ -154,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--n", type=_positive_int, help="evaluate on the first N held-out samples (default: all, max 1000)")
     bp.add_argument("--data", type=_nonempty, help="the data to score (default: the run's own, from its metadata; needed for runs "
                     "trained through the Python API)")
+    bp.add_argument("--T", type=_positive_int, default=None,
+                    help="continuous-time runs: also the bound at T steps (default: the T → ∞ bound only)")
+    bp.add_argument("--draws", type=_positive_int, default=64,
+                    help="continuous-time runs: stratified t per sample for the T → ∞ bound (default 64)")
     bp.add_argument("--seed", type=_seed, default=0)
     bp.add_argument("--device", default="auto")
     return parser

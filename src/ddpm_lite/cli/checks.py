@@ -40,7 +40,8 @@ def sample_shape(state: dict, n: int, model) -> tuple[int, ...]:  # noqa: ANN001
     from ..nets.memory import meta_copy
 
     try:
-        meta_copy(model)(torch.empty((1, *shape[1:]), device="meta"), torch.ones(1, dtype=torch.long, device="meta"))
+        t_dtype = torch.float32 if getattr(model, "takes_gamma", False) else torch.long  # continuous time: γ
+        meta_copy(model)(torch.empty((1, *shape[1:]), device="meta"), torch.ones(1, dtype=t_dtype, device="meta"))
     except (RuntimeError, ValueError, TypeError):
         raise ValueError(f"run state.json is damaged: config.data.shape {shape} does not fit its model.") from None
     return (n, *shape[1:])

@@ -49,9 +49,9 @@ def load_dataset(name: str, image_size: int | None = None, mode: str = "L", spli
 def load_run(run: Path, device: str = "auto"):
     """(EMA model in eval mode, diffusion, checkpoint state, device) of a run directory."""
     from ..runs.checkpoint import load_checkpoint
-    from ..diffusion import GaussianDiffusion
     from ..nets.build import build_model
     from ..plumbing import resolve_device
+    from .continuous import diffusion_from_config
 
     dev = resolve_device(device)
     state = load_checkpoint(run)
@@ -73,7 +73,7 @@ def load_run(run: Path, device: str = "auto"):
         model.load_state_dict(state["ema"])
     except RuntimeError:  # a format-1 state.json edited by hand (format 2 is checksummed)
         raise unfit from None
-    return model.to(dev).eval(), GaussianDiffusion.from_config(state["config"]["diffusion"]), state, dev
+    return model.to(dev).eval(), diffusion_from_config(state["config"]["diffusion"]), state, dev
 
 
 # ---------------------------------------------------------------------------- commands
@@ -165,16 +165,21 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     from ..schedule import NoiseSchedule
     from ..training.state import RESTART_HINT
     from ..training.loop import train
+    from .continuous import build_continuous, resolve_train_args
 
     device = resolve_device(args.device)  # fail before the slow part
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {str(args.out)!r} is a file; it must be a run directory.")
+    resolve_train_args(args)  # defaults for --time, and flags that do not apply to it refused
     data, meta = load_dataset(args.data, args.image_size, args.mode)
-    schedule = NoiseSchedule.from_name(args.schedule, args.T)
-    diffusion = GaussianDiffusion(schedule, variance=args.variance, num_levels=meta["num_levels"])
-    torch.manual_seed(args.seed)
-    levels = (schedule, meta["num_levels"]) if args.denoiser == "levels" else None
-    model = _model_for(default_model, data, args.T, learn_sigma=args.variance == "learned", levels=levels)
+    if args.time == "continuous":
+        model, diffusion = build_continuous(args, data, meta)
+    else:
+        schedule = NoiseSchedule.from_name(args.schedule, args.T)
+        diffusion = GaussianDiffusion(schedule, variance=args.variance, num_levels=meta["num_levels"])
+        torch.manual_seed(args.seed)
+        levels = (schedule, meta["num_levels"]) if args.denoiser == "levels" else None
+        model = _model_for(default_model, data, args.T, learn_sigma=args.variance == "learned", levels=levels)
     check_training_fits(model, data, args.batch_size // ddp.world_size, device)
     if ddp.is_main:  # an unwritable --out must fail now, not at the first save after the budget
         check_writable(args.out, "--out")
@@ -183,7 +188,8 @@ def _train(args: argparse.Namespace, ddp) -> int:  # noqa: ANN001
     if ddp.is_main:
         procs = f" in {ddp.world_size} processes" if ddp.enabled else ""
         print(f"training {type(model).__name__} ({count_parameters(model):,} parameters) on {meta['data']} "
-              f"{tuple(data.shape)}, T={args.T} {args.schedule} schedule{procs}; checkpoints in {args.out}",
+              f"{tuple(data.shape)}, {f'T={args.T} {args.schedule} schedule' if args.T else 'continuous time'}"
+              f"{procs}; checkpoints in {args.out}",
               file=sys.stderr)
 
     def report(event: str, step: int, info: dict) -> None:
@@ -222,6 +228,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from ..nets.memory import check_fits, meta_copy, sampling_bytes
     from ..runs.outputs import check_pair_writable, write_pair
     from ..sampling import SamplerConfig
+    from .continuous import for_sampling
 
     if args.out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {str(args.out)!r}.")
@@ -232,6 +239,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--n {args.n} is more than {MAX_SAMPLES} samples in one call; run sample several "
                          "times with different --seed values.")
     model, diffusion, state, dev = load_run(args.run, args.device)
+    net, (model, diffusion) = model, for_sampling(model, diffusion, args.T)  # continuous time: a grid of T steps
     if args.ddim_steps is not None and args.sampler == "ancestral":
         raise ValueError("--ddim-steps is for --sampler ddim, dpm++ or dpm++sde; the ancestral sampler visits "
                          f"all T={diffusion.T} steps.")
@@ -239,8 +247,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--ddim-steps {args.ddim_steps} is more than this run's T={diffusion.T}; "
                          f"use --ddim-steps {diffusion.T} or fewer.")
     how = SamplerConfig(args.sampler, args.ddim_steps, eta=args.eta, spacing=args.spacing)
-    shape = sample_shape(state, args.n, model)
-    check_fits(sampling_bytes(meta_copy(model), shape), dev, what=f"sampling --n {args.n} of shape {shape[1:]} at once",
+    shape = sample_shape(state, args.n, net)
+    check_fits(sampling_bytes(meta_copy(net), shape), dev, what=f"sampling --n {args.n} of shape {shape[1:]} at once",
                fix="lower --n (and run sample several times with different --seed values)")
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     with torch.no_grad():
@@ -257,6 +265,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_bpd(args: argparse.Namespace) -> int:
     import torch
 
+    from .continuous import bound_json
+
     model, diffusion, state, dev = load_run(args.run, args.device)
     meta = state["metadata"]
     name = args.data or meta.get("data")
@@ -272,14 +282,9 @@ def cmd_bpd(args: argparse.Namespace) -> int:
         split = "train"
     n = min(args.n or 1000, held_out.shape[0])
     gen = torch.Generator(device=dev).manual_seed(args.seed)
-    res = diffusion.bits_per_dim(model, held_out[:n].to(dev), generator=gen)
-    vb = res["vb"]
-    out = {"bits_per_dim": res["total"], "prior_L_T": res["prior"], "sum_L_t_minus_1": float(vb[1:].sum()),
-           "decoder_L_0": res["decoder"], "n": n, "split": split, "data": name,
-           "num_levels": diffusion.num_levels, "steps_trained": state["step"]}
-    if diffusion.num_levels is None:
-        out["note"] = "continuous data: a differential bound (can be negative), not a code length"
-    _print_json(out)
+    out = bound_json(model, diffusion, held_out[:n].to(dev), args.T, args.draws, gen)
+    _print_json({**out, "n": n, "split": split, "data": name, "num_levels": diffusion.num_levels,
+                 "steps_trained": state["step"]})
     return 0
 
 

@@ -33,6 +33,8 @@ def build_model(config: dict) -> nn.Module:
         raise ValueError(f"model config must be a dict with a 'kind' entry, got {type(config).__name__}.")
     cfg = dict(config)
     kind = cfg.pop("kind", None)
+    if kind in ("continuous", "gamma_unet", "continuous_levels"):
+        return _build_continuous(kind, cfg)
     cls = {"mlp": MLPDenoiser, "unet": UNet, "level_posterior": LevelPosteriorDenoiser}.get(kind)
     if cls is None:
         raise ValueError(f"model config kind must be 'mlp', 'unet' or 'level_posterior', got {kind!r}.")
@@ -55,6 +57,25 @@ def build_model(config: dict) -> nn.Module:
     if "betas" not in cfg:
         raise ValueError("a level_posterior model config needs its 'betas' (the noise schedule it was built for).")
     return LevelPosteriorDenoiser(NoiseSchedule(cfg.pop("betas")), **cfg)
+
+
+def _build_continuous(kind: str, cfg: dict) -> nn.Module:
+    """The continuous-time kinds of :mod:`ddpm_lite.nets.continuous` (a network of γ, and its schedule)."""
+    from ..continuous import ContinuousModel
+    from ..logsnr import LogSNRSchedule
+    from .continuous import ContinuousLevelDenoiser, GammaUNet
+
+    try:
+        if kind == "continuous":
+            if not isinstance(cfg["net"], dict) or cfg["net"].get("kind") not in ("gamma_unet", "continuous_levels"):
+                raise ValueError("a continuous model config's 'net' must be a gamma_unet or continuous_levels config.")
+            return ContinuousModel(build_model(cfg["net"]), LogSNRSchedule(**cfg["schedule"]))
+        for key in _TUPLES:
+            if cfg.get(key) is not None:
+                cfg[key] = tuple(cfg[key])
+        return GammaUNet(**cfg) if kind == "gamma_unet" else ContinuousLevelDenoiser(**cfg)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"model config for kind={kind!r} is incomplete or has unknown entries ({err}).") from None
 
 
 def default_model(data_shape: tuple[int, ...], T: int = 1000, learn_sigma: bool = False,

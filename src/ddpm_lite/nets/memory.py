@@ -75,7 +75,8 @@ def forward_bytes(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype =
             return out
 
     x = torch.empty(shape, dtype=dtype, device="meta")
-    t = torch.ones(shape[0], dtype=torch.long, device="meta")
+    # A continuous-time model (ddpm_lite.continuous.ContinuousModel) takes γ as floats, not steps.
+    t = torch.ones(shape[0], dtype=dtype if getattr(model, "takes_gamma", False) else torch.long, device="meta")
     with torch.no_grad(), _Count():
         model(x, t)
     return sum(sizes), max(sizes, default=0)

@@ -178,7 +178,10 @@ class UNet(nn.Module):
                 f"got {tuple(xt.shape)}."
             )
         t = _check_timesteps(t, xt.shape[0], self.T)
-        emb = self.time(t)
+        return self._trunk(xt, self.time(t))
+
+    def _trunk(self, xt: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The network after the time embedding (shared with the continuous-time U-Net of nets.continuous)."""
         h = self.inp(xt.to(self.inp.weight.dtype))  # fp64/fp16 in: computed in the model's dtype
         skips = []
         for blocks, down in zip(self.down, self.downsample):

@@ -61,6 +61,9 @@ class TrainConfig:
 
     def check_with(self, diffusion: GaussianDiffusion) -> None:
         """Refuse a loss that cannot train what ``diffusion`` asks the model to learn."""
+        if getattr(diffusion, "continuous", False):  # ddpm_lite.continuous names its own fixes
+            diffusion.check_train_config(self.loss_kind, self.importance)
+            return
         if diffusion.learned_variance and self.loss_kind == "simple":
             raise ValueError("variance='learned' trains v only through the bound, and L_simple gives v no gradient: "
                              "use loss_kind='hybrid' (--loss hybrid) or 'vb', or a fixed variance ('beta').")

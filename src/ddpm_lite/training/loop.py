@@ -81,8 +81,11 @@ def _check_inputs(model: object, diffusion: object, data: object, options: LoopO
     """The checks of :func:`train` on its three positional arguments, each naming the argument."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise ValueError(f"diffusion must be a ddpm_lite.GaussianDiffusion, got {type(diffusion).__name__}.")
+    if getattr(diffusion, "continuous", False):  # ddpm_lite.continuous: the model carries the schedule
+        diffusion._check_model(model)
+    elif not isinstance(diffusion, GaussianDiffusion):
+        raise ValueError(f"diffusion must be a ddpm_lite.GaussianDiffusion or ContinuousDiffusion, "
+                         f"got {type(diffusion).__name__}.")
     if hasattr(model, "check_schedule"):  # a model with ᾱ_t built in (ddpm_lite.nets.levels) must share the diffusion's
         model.check_schedule(diffusion.schedule)
     if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.dim() < 2 or data.shape[0] < 1:
