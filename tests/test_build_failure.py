@@ -106,3 +106,29 @@ def test_failed_chapter_fails_every_build(tiny_book: Path) -> None:
     table = out.split("chapter execution times")[-1]
     assert " s  breaks" in table and " s  works" in table, table
     assert (tiny_book / "_build" / "html" / "breaks.html").is_file()
+
+
+def _load_build():
+    sys.path.insert(0, str(EXT))
+    import importlib
+
+    return importlib.import_module("build"), importlib.import_module("execution")
+
+
+def test_committed_chapter_times_name_real_chapters_and_order_a_cold_build():
+    """The times a fresh clone orders its chapters by name chapters of _toc.yml, slowest first."""
+    build, ex = _load_build()
+    committed = build._read_times(EXT / "chapter_times.json")
+    chapters = {doc for doc, _ in ex.toc_notebooks(REPO)}
+    assert committed and set(committed) <= chapters, set(committed) - chapters
+    # The heaviest chapter is a trained-model one, not the toc's first.
+    assert max(committed, key=committed.get) != min(chapters)
+
+
+def test_unreadable_or_odd_times_files_are_ignored(tmp_path: Path):
+    build, _ = _load_build()
+    bad = tmp_path / "t.json"
+    for text in ("not json", "[1, 2]", '{"a": "slow", "b": true, "c": 3}'):
+        bad.write_text(text)
+        assert build._read_times(bad) in ({}, {"c": 3.0})
+    assert build._read_times(tmp_path / "missing.json") == {}

@@ -44,6 +44,17 @@ def cell_timeout(root: Path) -> int:
     return int((config.get("execute") or {}).get("timeout", DEFAULT_TIMEOUT))
 
 
+def _read_times(path: Path) -> dict[str, float]:
+    """{docname: seconds} from a JSON file of chapter times; {} if it is missing or unreadable."""
+    try:
+        found = json.loads(path.read_text()[:100_000]) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def _execute(path: str, timeout: int):
     """Run one notebook in a fresh kernel (in a worker process); what myst-nb would do."""
     from jupyter_cache.executors.utils import single_nb_execution
@@ -63,15 +74,13 @@ def execute_outdated(root: Path, outdir: Path) -> list[tuple[str, Path]]:
     if not todo:
         print("[execution] every chapter has a clean execution of its current code in the cache")
         return []
-    # Slowest first (as last measured, kept outside the cache, which a change under src/
-    # empties), so that the long chapters do not end up running alone at the end.
+    # Slowest first (as last measured here, kept outside the cache, which a change under src/
+    # empties; on a fresh clone, as measured on an idle machine and committed), so that the
+    # long chapters do not end up running alone at the end.
     times_file = root / "_build" / ".chapter-times.json"
-    try:
-        last = json.loads(times_file.read_text()[:100_000]) if times_file.is_file() else {}
-        last = {k: float(v) for k, v in last.items()} if isinstance(last, dict) else {}
-    except (OSError, ValueError, TypeError):
-        last = {}
-    todo.sort(key=lambda item: -last.get(item[0], 60.0))
+    last = _read_times(times_file)
+    order = {**_read_times(Path(__file__).with_name("chapter_times.json")), **last}
+    todo.sort(key=lambda item: -order.get(item[0], 15.0))
     workers, threads, busy = ex.choose_threads(len(todo))
     ex.apply_threads(threads)
     timeout = cell_timeout(root)
