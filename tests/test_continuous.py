@@ -1,10 +1,12 @@
 """Continuous-time diffusion (ddpm_lite.continuous, ddpm_lite.logsnr): the bound's limit, its estimator, the schedule.
 
 The reference model is the optimal (posterior-mean) denoiser of Gaussian data x ~ N(0, v I),
-for which every quantity has a closed form derived here from the definitions:
-x̂(z) = α v z/(α² v + σ²) and its mean squared error per dimension mmse(ρ) = v/(1 + ρ v) at
-SNR ρ.  Hence L_∞'s diffusion term per dimension is ½ ∫_{ρ_min}^{ρ_max} mmse(ρ) dρ =
-½ log((1 + ρ_max v)/(1 + ρ_min v)), and the T-step bound's is Σ_i ½ (ρ_{s_i} − ρ_{t_i}) mmse(ρ_{t_i}).
+for which every quantity has a closed form: the mean squared error per dimension mmse(ρ) = v/(1 + ρ v)
+at SNR ρ, L_∞'s diffusion term ½ ∫_{ρ_min}^{ρ_max} mmse(ρ) dρ = ½ log((1 + ρ_max v)/(1 + ρ_min v)), and
+the T-step bound's Σ_i ½ (ρ_{s_i} − ρ_{t_i}) mmse(ρ_{t_i}).  They are chapter 14's
+(:mod:`ddpm_lite.book.continuous`, where sympy checks each and a Monte Carlo of the exact chain
+confirms them), imported rather than written a second time; the library's estimators here are the
+independent side.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from ddpm_lite.book import continuous as closed
 from ddpm_lite.continuous import ContinuousDiffusion, ContinuousModel
 from ddpm_lite.logsnr import LogSNRSchedule
 from ddpm_lite.sampling import SamplerConfig
@@ -55,8 +58,8 @@ def gaussian_data(n: int, d: int = 2, seed: int = 0) -> torch.Tensor:
 
 
 def closed_form_diffusion_bits(gmin: float, gmax: float, v: float = V) -> float:
-    rho_max, rho_min = math.exp(-gmin), math.exp(-gmax)
-    return 0.5 * math.log((1 + rho_max * v) / (1 + rho_min * v)) / math.log(2)
+    """L_∞'s diffusion term for data N(0, v I) in bits/dim; only the ends enter."""
+    return closed.diffusion_loss(closed.ContinuousSchedule(math.exp(-gmax), math.exp(-gmin)), v) / math.log(2)
 
 
 def test_the_learned_shape_is_monotone_with_fixed_ends_and_its_slope_is_the_derivative():
@@ -142,7 +145,8 @@ def discrete_diffusion_bits(sch: LogSNRSchedule, T: int, v: float = V) -> float:
     """Σ_i ½ (ρ(s_i) − ρ(t_i)) mmse(ρ(t_i)) in bits/dim, s_i = (i − 1)/T, t_i = i/T."""
     with torch.no_grad():
         rho = torch.exp(-sch.gamma(torch.arange(T + 1, dtype=torch.float64) / T))
-    return float((0.5 * (rho[:-1] - rho[1:]) * v / (1 + rho[1:] * v)).sum()) / math.log(2)
+    rho = rho.numpy()
+    return float((0.5 * (rho[:-1] - rho[1:]) * closed.mmse(rho[1:], v)).sum()) / math.log(2)
 
 
 def test_the_finite_T_bound_decreases_to_the_limit():

@@ -34,10 +34,10 @@ from torch.nn import functional as F
 from . import checks
 from .diffusion import GaussianDiffusion
 from .gaussian import LN2, LOG_2PI, discretized_gaussian_log_likelihood
-from .logsnr import LogSNRSchedule, alpha_sigma_sq
+from .logsnr import LogSNRSchedule, alpha_sigma_sq, grid_noise_schedule
 from .plumbing import check_generator, randn
 from .reverse import ReverseProcess
-from .schedule import MAX_T, NoiseSchedule
+from .schedule import MAX_T
 
 __all__ = ["ContinuousDiffusion", "ContinuousModel", "DiscreteTimeModel", "TDrawKind", "T_DRAW_KINDS"]
 
@@ -287,11 +287,8 @@ class ContinuousDiffusion:
         self._check_model(model)
         T = checks.integer("T", T, 1, MAX_T - 1)
         t = torch.arange(T + 1, dtype=torch.float64, device=model.schedule.ends.device) / T
-        gamma = model.schedule.gamma(t).cpu()
-        log_ab = F.logsigmoid(-gamma).numpy()
-        # β_j = 1 − ᾱ_j/ᾱ_{j−1} with ᾱ_0 = 1, without the cancellation of a ratio near 1.
-        betas = -np.expm1(np.diff(np.concatenate([[0.0], log_ab])))
-        schedule = NoiseSchedule(betas, name=f"continuous(T={T})")
+        gamma = model.schedule.gamma(t).detach().cpu()
+        schedule = grid_noise_schedule(gamma, name=f"continuous(T={T})")
         gammas = torch.cat([gamma[:1], gamma])  # index j → γ((j − 1)/T); index 0 is never called
         diffusion = GaussianDiffusion(schedule, variance="learned", num_levels=self.num_levels)
         return diffusion, DiscreteTimeModel(model, gammas.to(model.schedule.ends.device))

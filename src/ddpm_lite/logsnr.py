@@ -20,13 +20,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from . import checks
+from .schedule import NoiseSchedule
 
-__all__ = ["LogSNRSchedule", "MonotoneShape", "GAMMA_MIN", "GAMMA_MAX", "alpha_sigma_sq"]
+__all__ = ["LogSNRSchedule", "MonotoneShape", "GAMMA_MIN", "GAMMA_MAX", "alpha_sigma_sq", "grid_noise_schedule"]
 
 #: VDM's initial ends: SNR_max = e^13.3 (σ_0 ≈ 1.3e-3, far below the digits' bin half-width
 #: 1/16) and SNR_min = e^−5 (α_1² ≈ 0.0067, so L_T is small but not zero).
@@ -36,6 +38,21 @@ GAMMA_MIN, GAMMA_MAX = -13.3, 5.0
 def alpha_sigma_sq(gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(α², σ²) = (sigmoid(−γ), sigmoid(γ)): each to full relative precision, unlike 1 − sigmoid."""
     return torch.sigmoid(-gamma), torch.sigmoid(gamma)
+
+
+def grid_noise_schedule(gamma: torch.Tensor | np.ndarray, name: str = "continuous grid") -> NoiseSchedule:
+    """The DDPM chain that visits the noise levels ``gamma`` = γ(t_0), …, γ(t_T), one step each.
+
+    Step j = 1..T+1 ends at ᾱ_j = sigmoid(−γ(t_{j−1})): step 1 takes the data to z at t_0 (the
+    decoder's level), steps 2..T+1 go t_{i−1} → t_i.  Its KL terms L_{t−1}, t ≥ 2, are then the T terms
+    of the finite-T bound on that grid (VDM eq. 11).  β_j = 1 − ᾱ_j/ᾱ_{j−1} is formed from log ᾱ
+    (``-expm1`` of a difference) so that a step between two close levels keeps its digits.
+    """
+    g = torch.as_tensor(gamma, dtype=torch.float64).detach().cpu()
+    if g.dim() != 1 or len(g) < 2:
+        raise ValueError(f"gamma must be γ at t_0..t_T (1-D, at least 2 values), got shape {tuple(g.shape)}.")
+    log_ab = F.logsigmoid(-g).numpy()
+    return NoiseSchedule(-np.expm1(np.diff(np.concatenate([[0.0], log_ab]))), name=name)
 
 
 class MonotoneShape(nn.Module):

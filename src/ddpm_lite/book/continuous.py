@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
+import torch
 
 from .. import NoiseSchedule
+from ..logsnr import LogSNRSchedule, grid_noise_schedule
 from .posterior import beta_tilde, mu_tilde, x_0_of_eps
 from .verdict import (
     Step,
@@ -158,12 +160,13 @@ class ContinuousSchedule:
             c, r = 1 + self.snr_min * self.s2, (1 + self.snr_max * self.s2) / (1 + self.snr_min * self.s2)
             v = (c * r ** (1 - t) - 1) / self.s2
             return v, -c * r ** (1 - t) * math.log(r) / self.s2
-        if self.shape == "log-linear":
-            shape, dshape = t, np.ones_like(t)
-        else:
-            lo, hi = (_lin_beta_gamma(np.array(_TAU0))[0], _lin_beta_gamma(np.array(1.0))[0])
-            gam, dgam = _lin_beta_gamma(_TAU0 + (1 - _TAU0) * t)
-            shape, dshape = (gam - lo) / (hi - lo), dgam * (1 - _TAU0) / (hi - lo)
+        if self.shape == "log-linear":  # the library's fixed schedule, γ linear between its ends
+            gam, dgam = (a.numpy() for a in LogSNRSchedule(g0, g1)(torch.from_numpy(t)))
+            snr = np.exp(-gam)
+            return snr, -dgam * snr
+        lo, hi = (_lin_beta_gamma(np.array(_TAU0))[0], _lin_beta_gamma(np.array(1.0))[0])
+        gam, dgam = _lin_beta_gamma(_TAU0 + (1 - _TAU0) * t)
+        shape, dshape = (gam - lo) / (hi - lo), dgam * (1 - _TAU0) / (hi - lo)
         snr = np.exp(-(g0 + (g1 - g0) * shape))
         return snr, -(g1 - g0) * dshape * snr
 
@@ -242,6 +245,4 @@ def grid_schedule(sched: ContinuousSchedule, T: int) -> NoiseSchedule:
     """The DDPM chain of chapter 1 whose step 1 takes the data to z at t = 0 (SNR_max) and whose steps 2..T+1
     visit t_i = i/T: ᾱ_{i+1} = SNR(t_i)/(1 + SNR(t_i)).  Its terms L_{t−1}, t ≥ 2, are the T terms of
     :func:`diffusion_loss_finite`, computed by chapter 10's independent route (:mod:`.exact`)."""
-    v = sched.snr(np.arange(int(T) + 1) / T)
-    log_abar = np.concatenate([[0.0], np.log(v / (1 + v))])
-    return NoiseSchedule(-np.expm1(np.diff(log_abar)), name=f"{sched.shape} grid, T={T}")
+    return grid_noise_schedule(-np.log(sched.snr(np.arange(int(T) + 1) / T)), name=f"{sched.shape} grid, T={T}")
