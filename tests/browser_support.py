@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -61,6 +61,21 @@ def serve(html: Path = HTML) -> Iterator[str]:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
+
+
+@contextlib.contextmanager
+def served_book(pages: Iterable[str] = ("book/intro.html",), html: Path = HTML) -> Iterator[str]:
+    """Serve the built book, as every browser test module's server fixture does.
+
+    Skips (fails under CI, see :func:`unavailable`) when any of ``pages`` is missing, i.e.
+    `make book` has not run, or when Chromium is not installed; yields the base URL.
+    """
+    if not all((html / page).exists() for page in pages):
+        unavailable("the built book is missing: run `make book` first")
+    if not chromium_available():
+        unavailable("Chromium is not installed: apt-get install chromium chromium-driver")
+    with serve(html) as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -10,14 +10,12 @@ browser skips these tests with the reason; in CI (CI=true) it fails them.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
+from browser_support import served_book
 from browser_support import unavailable as _unavailable
 
 pytestmark = pytest.mark.browser
@@ -31,19 +29,8 @@ CHAPTER = "notebooks/01_forward_process.html"
 
 @pytest.fixture(scope="module")
 def server():
-    if not (HTML / CHAPTER).exists():
-        _unavailable("the built book is missing: run `make book` first")
-    handler = functools.partial(_QuietHandler, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest output readable
-        pass
+    with served_book([CHAPTER]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

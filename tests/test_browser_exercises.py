@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_support import unavailable as _unavailable
-from browser_support import HTML, ROOT, chromium, chromium_available, open_page, serve
+from browser_support import ROOT, chromium, open_page, served_book
 from ddpm_lite.book.exercises import all_exercises
 
 pytestmark = pytest.mark.browser
@@ -27,11 +26,7 @@ SHOTS = ROOT / "_build" / "screenshots"
 
 @pytest.fixture(scope="module")
 def base():
-    if not all((HTML / page).exists() for page in PAGES.values()):
-        _unavailable("the built book is missing: run `make book` first")
-    if not chromium_available():
-        _unavailable("Chromium is not installed: apt-get install chromium chromium-driver")
-    with serve() as url:
+    with served_book(PAGES.values()) as url:
         yield url
 
 

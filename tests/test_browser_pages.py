@@ -21,7 +21,7 @@ import pytest
 
 from browser_support import unavailable as _unavailable
 from browser_support import (HTML, MEASURE_JS, VISIBLE_TEXT_JS, built_pages, chromium,
-                             chromium_available, open_page, serve)
+                             open_page, served_book)
 
 pytestmark = pytest.mark.browser
 
@@ -32,11 +32,7 @@ RAW_TEX = re.compile(r"\\[A-Za-z]+|\\[()\[\]]|[_^]\{|\$")
 
 @pytest.fixture(scope="module")
 def base_url():
-    if not (HTML / "book" / "intro.html").exists():
-        _unavailable("the built book is missing: run `make book` first")
-    if not chromium_available():
-        _unavailable("Chromium is not installed: apt-get install chromium chromium-driver")
-    with serve() as url:
+    with served_book() as url:
         yield url
 
 

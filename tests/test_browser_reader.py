@@ -22,7 +22,7 @@ import re
 import pytest
 
 from browser_support import unavailable as _unavailable
-from browser_support import HTML, built_pages, chromium, chromium_available, open_page, serve
+from browser_support import HTML, built_pages, chromium, open_page, served_book
 from ddpm_lite import NoiseSchedule
 from ddpm_lite.gaussian import LN2
 
@@ -38,10 +38,7 @@ def _need_book() -> None:
 
 @pytest.fixture(scope="module")
 def base_url():
-    _need_book()
-    if not chromium_available():
-        _unavailable("Chromium is not installed: apt-get install chromium chromium-driver")
-    with serve() as url:
+    with served_book() as url:
         yield url
 
 

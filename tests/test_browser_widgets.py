@@ -13,13 +13,10 @@ schedule explorer starts at exactly the notebook's values and agrees with NoiseS
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import math
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ import pytest
 
 from ddpm_lite import NoiseSchedule
 from ddpm_lite.gaussian import LN2
+from browser_support import served_book
 from browser_support import unavailable as _unavailable
 
 pytestmark = pytest.mark.browser
@@ -45,19 +43,10 @@ WIDGET_PAGES = {
 CHAPTER_1 = "notebooks/01_forward_process.html"
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest output readable
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    if not all((HTML / page).exists() for page in WIDGET_PAGES):
-        _unavailable("the built book is missing: run `make book` first")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(HTML)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with served_book(WIDGET_PAGES) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
