@@ -243,3 +243,23 @@ def test_callback_reports_logs_and_completed_checkpoints(diffusion, points, tmp_
     assert [s for e, s in events if e == "log"] == [5, 10, 12]
     # Every 4 steps and once at the end; step 12 is not saved (or reported) twice.
     assert [s for e, s in events if e == "checkpoint"] == [4, 8, 12]
+
+
+def test_lr_scale_trains_this_call_at_a_lower_rate_and_resume_keeps_the_stored_lr(diffusion, points, tmp_path):
+    """lr_scale·lr from scratch is the same run as lr·lr_scale; on resume the scale replaces the saved rate."""
+    a = run(diffusion, points, steps=6, lr=2e-3, lr_scale=0.25, seed=3)
+    b = run(diffusion, points, steps=6, lr=5e-4, seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+    # Three steps at the full rate, then three at half: not the run at the full rate throughout,
+    # and the stored configuration (lr = 2e-3) still matches, so the resume is accepted.
+    run(diffusion, points, steps=3, lr=2e-3, seed=3, checkpoint_dir=tmp_path / "r")
+    halved = run(diffusion, points, steps=6, lr=2e-3, lr_scale=0.5, seed=3, checkpoint_dir=tmp_path / "r")
+    full = run(diffusion, points, steps=6, lr=2e-3, seed=3)
+    assert halved.steps == 6
+    assert not all(torch.equal(p, q) for p, q in zip(halved.model.parameters(), full.model.parameters()))
+    run(diffusion, points, steps=3, lr=2e-3, seed=3, checkpoint_dir=tmp_path / "s")
+    again = run(diffusion, points, steps=6, lr=2e-3, lr_scale=1.0, seed=3, checkpoint_dir=tmp_path / "s")
+    assert all(torch.equal(p, q) for p, q in zip(again.model.parameters(), full.model.parameters()))
+    for bad in (0.0, -1.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="lr_scale"):
+            run(diffusion, points, steps=1, lr_scale=bad)

@@ -91,6 +91,7 @@ class LoopOptions:
     metadata: dict | None = None
     callback: Callable[[str, int, dict], None] | None = None
     t_sampler: ImportanceSampler | None = None
+    lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.steps is None and self.seconds is None:
@@ -100,6 +101,7 @@ class LoopOptions:
         for name in ("checkpoint_every", "log_every"):
             checks.integer(name, getattr(self, name), 1)
         checks.choice("amp", self.amp, (*AMP_KINDS, None))
+        checks.number("lr_scale", self.lr_scale, 0.0, 1.0, lo_open=True)
         if self.callback is not None and not callable(self.callback):
             raise ValueError(f"callback must be callable as callback(event, step, info) or None, got {self.callback!r}.")
         if self.t_sampler is not None and not isinstance(self.t_sampler, ImportanceSampler):
@@ -133,6 +135,7 @@ class TrainOptions(TypedDict, total=False):
     t_sampler: ImportanceSampler | None
     metadata: dict | None
     callback: Callable[[str, int, dict], None] | None
+    lr_scale: float
 
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"importance"}

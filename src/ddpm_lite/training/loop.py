@@ -134,7 +134,11 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data: torch.Tensor, co
         Samples per step (default 128).  Batches run through shuffled passes over the data
         (one seeded permutation per pass).
     lr, weight_decay:
-        AdamW learning rate (constant, default 1e-3) and decoupled weight decay (default 0).
+        AdamW learning rate (constant within a call, default 1e-3) and decoupled weight decay (default 0).
+    lr_scale:
+        This call trains at ``lr_scale · lr`` (default 1; in (0, 1]).  The stored ``lr`` stays the
+        run's, so a run trained in several calls may lower its rate from call to call, e.g. a
+        cosine decay over the segments of a time budget (benchmarks/likelihood.py, ``--lr-decay``).
     ema_decay:
         Decay of the weight EMA (default 0.999), warmed up as in :func:`ema_decay_at`.
     grad_clip:
@@ -208,6 +212,8 @@ def train(model: nn.Module, diffusion: GaussianDiffusion, data: torch.Tensor, co
                        device=dev, t_sampler=sampler)
     with Run(opts.checkpoint_dir, stored, opts.metadata, dev, opts.callback if ddp.is_main else None) as run:
         resumed = run.restore(state, opts.resume)
+        for group in state.optimizer.param_groups:  # after restore: a checkpoint carries the last call's rate
+            group["lr"] = config.lr * opts.lr_scale
         step_fn = make_step(state, diffusion, data, config, amp=opts.amp, compile=opts.compile)
         return _loop(state, step_fn, run, config, opts, saved_step=state.step if resumed else -1)
 
