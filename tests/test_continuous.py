@@ -244,3 +244,50 @@ def test_recon_rows_estimate_the_batch_mean_of_L0_from_its_first_rows():
     assert torch.allclose(part["recon"], full["recon"][:4].mean().expand(32))
     assert torch.equal(part["diffusion"], full["diffusion"]) and torch.equal(part["prior"], full["prior"])
     assert ContinuousDiffusion.from_config(ContinuousDiffusion(None, recon_rows=4).config()).recon_rows == 4
+
+
+def test_an_ensemble_is_the_mean_denoiser_and_never_scores_worse_than_its_members_on_average():
+    """Same draws for all: per image, the ensemble's bound ≤ the members' mean (convexity of ‖x − x̂‖²)."""
+    from ddpm_lite.nets.continuous import EnsembleDenoiser, ensemble_model
+
+    sch = LogSNRSchedule(GMIN, GMAX)
+    members = [ContinuousModel(LinearDenoiser(v), LogSNRSchedule(GMIN, GMAX)) for v in (0.1, 0.3, 0.9)]
+    ens = ensemble_model(members)
+    assert torch.equal(ens.schedule.ends, sch.ends) and isinstance(ens.net, EnsembleDenoiser)
+    z, g = torch.randn(5, 2, dtype=torch.float64), torch.linspace(-5, 3, 5, dtype=torch.float64)
+    assert torch.allclose(ens(z, g), sum(m(z, g) for m in members) / 3, atol=1e-12)
+    x, d = gaussian_data(400, seed=5), ContinuousDiffusion(None)
+    score = lambda m: d.bits_per_dim(m, x, draws=8, generator=torch.Generator().manual_seed(7))["per_sample"]
+    each = torch.stack([score(m) for m in members])
+    mixed = score(ens)
+    assert torch.all(mixed <= each.mean(0) + 1e-9)
+    assert mixed.mean() < each.mean(0).mean() - 1e-3  # strictly lower: the members disagree
+    # The optimal member alone is better than an ensemble with two wrong ones: averaging is no free lunch.
+    assert each[1].mean() < mixed.mean()
+
+
+def test_an_ensemble_takes_the_mean_of_learned_ends_and_round_trips_through_its_config():
+    from ddpm_lite.nets.build import build_model
+    from ddpm_lite.nets.continuous import continuous_model, ensemble_model
+
+    models = []
+    for seed, shift in ((0, 0.0), (1, 1.0)):
+        torch.manual_seed(seed)
+        m = continuous_model((1, 1, 8, 8), num_levels=17, learn_ends=True, gamma_min=-9.0, base_channels=8)
+        with torch.no_grad():
+            m.schedule.ends += shift
+        models.append(m)
+    ens = ensemble_model(models)
+    assert ens.schedule.ends.tolist() == pytest.approx([-8.5, 5.5])
+    assert not any(p is q for p in ens.parameters() for q in models[0].parameters())  # copies
+    again = build_model(ens.config)
+    again.load_state_dict(ens.state_dict())
+    z, g = torch.randn(3, 1, 8, 8), torch.tensor([-6.0, 0.0, 4.0])
+    with torch.no_grad():
+        assert torch.equal(again.eval()(z, g), ens.eval()(z, g))
+    for bad in ({"kind": "ensemble", "members": []}, {"kind": "ensemble", "members": [{"kind": "unet"}]},
+                {"kind": "ensemble", "members": [ens.net.members[0].config], "extra": 1}):
+        with pytest.raises(ValueError, match="ensemble"):
+            build_model(bad)
+    with pytest.raises(ValueError, match="ContinuousModel"):
+        ensemble_model([])

@@ -33,7 +33,7 @@ def build_model(config: dict) -> nn.Module:
         raise ValueError(f"model config must be a dict with a 'kind' entry, got {type(config).__name__}.")
     cfg = dict(config)
     kind = cfg.pop("kind", None)
-    if kind in ("continuous", "gamma_unet", "continuous_levels"):
+    if kind in ("continuous", "gamma_unet", "continuous_levels", "ensemble"):
         return _build_continuous(kind, cfg)
     cls = {"mlp": MLPDenoiser, "unet": UNet, "level_posterior": LevelPosteriorDenoiser}.get(kind)
     if cls is None:
@@ -63,13 +63,22 @@ def _build_continuous(kind: str, cfg: dict) -> nn.Module:
     """The continuous-time kinds of :mod:`ddpm_lite.nets.continuous` (a network of γ, and its schedule)."""
     from ..continuous import ContinuousModel
     from ..logsnr import LogSNRSchedule
-    from .continuous import ContinuousLevelDenoiser, GammaUNet
+    from .continuous import ContinuousLevelDenoiser, EnsembleDenoiser, GammaUNet
 
+    nets = ("gamma_unet", "continuous_levels", "ensemble")
     try:
         if kind == "continuous":
-            if not isinstance(cfg["net"], dict) or cfg["net"].get("kind") not in ("gamma_unet", "continuous_levels"):
-                raise ValueError("a continuous model config's 'net' must be a gamma_unet or continuous_levels config.")
+            if not isinstance(cfg["net"], dict) or cfg["net"].get("kind") not in nets:
+                raise ValueError("a continuous model config's 'net' must be a gamma_unet, continuous_levels or "
+                                 "ensemble config.")
             return ContinuousModel(build_model(cfg["net"]), LogSNRSchedule(**cfg["schedule"]))
+        if kind == "ensemble":
+            members = cfg.pop("members")
+            if cfg or not isinstance(members, list) or not members or len(members) > 64 or not all(
+                    isinstance(m, dict) and m.get("kind") in nets[:2] for m in members):
+                raise ValueError("an ensemble config is {'kind': 'ensemble', 'members': [1 to 64 gamma_unet or "
+                                 "continuous_levels configs]}.")
+            return EnsembleDenoiser([build_model(m) for m in members])
         for key in _TUPLES:
             if cfg.get(key) is not None:
                 cfg[key] = tuple(cfg[key])

@@ -10,10 +10,15 @@ schedule never invalidates what the network has learned.
   continuous time: α² = sigmoid(−γ) and σ² = sigmoid(γ) come from γ itself, so no table of
   ᾱ_t is needed and a learned schedule is used exactly.
 * :func:`continuous_model` — either of them with a :class:`~ddpm_lite.logsnr.LogSNRSchedule`,
-  as the :class:`~ddpm_lite.continuous.ContinuousModel` the training loop takes.
+  as the :class:`~ddpm_lite.continuous.ContinuousModel` the training loop takes;
+* :class:`EnsembleDenoiser` and :func:`ensemble_model` — several trained networks of γ as one
+  denoiser (their mean ε̂), a model like any other for the bound and the samplers.
 """
 
 from __future__ import annotations
+
+import copy
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -25,7 +30,8 @@ from .embedding import timestep_embedding
 from .levels import level_values
 from .unet import UNet
 
-__all__ = ["GammaEmbedding", "GammaUNet", "ContinuousLevelDenoiser", "continuous_model"]
+__all__ = ["GammaEmbedding", "GammaUNet", "ContinuousLevelDenoiser", "EnsembleDenoiser", "continuous_model",
+           "ensemble_model"]
 
 #: γ is mapped linearly from this fixed range onto the sinusoids' 0..1000 (a fixed range, not the
 #: schedule's ends, so learned ends do not move the embedding of a given noise level).
@@ -116,3 +122,44 @@ def continuous_model(data_shape: tuple[int, ...], *, num_levels: int | None = No
     kw = dict(in_channels=dims[1], image_size=(dims[2], dims[3]), **unet)
     net = ContinuousLevelDenoiser(num_levels, **kw) if num_levels is not None else GammaUNet(**kw)
     return ContinuousModel(net, LogSNRSchedule(gamma_min, gamma_max, learn_ends=learn_ends, shape=shape))
+
+
+class EnsembleDenoiser(nn.Module):
+    """The mean ε̂(z, γ) of several networks of γ: one denoiser, so the bound holds for it as for any.
+
+    At a fixed (z, γ) the guess x̂ = (z − σ ε̂)/α is affine in ε̂, so the mean ε̂ is the mean x̂, and
+    by convexity ‖x − mean_k x̂_k‖² ≤ mean_k ‖x − x̂_k‖²: at every z and γ the ensemble's
+    diffusion loss is at most its members' average, lower by how much they disagree.  Worth it
+    when one network stops improving early (over-fitting a small training set, as on the
+    digits): the rest of a time budget then trains another member instead.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        members = list(members)
+        if not members or not all(isinstance(m, nn.Module) for m in members):
+            raise ValueError("EnsembleDenoiser needs a non-empty sequence of networks ε̂(z, γ) (nn.Module).")
+        self.members = nn.ModuleList(members)
+        self.config = {"kind": "ensemble", "members": [getattr(m, "config", None) for m in members]}
+
+    def forward(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        out = self.members[0](z, gamma)
+        for m in self.members[1:]:
+            out = out + m(z, gamma)
+        return out / len(self.members)
+
+
+def ensemble_model(models: Sequence[ContinuousModel]) -> ContinuousModel:
+    """One :class:`ContinuousModel` from several trained ones (copies; the originals are untouched).
+
+    The networks become an :class:`EnsembleDenoiser`; the schedule is fixed and linear in γ between
+    the mean of the members' ends (learned or not).  Only the ends enter L_∞ (its interior
+    changes the estimate's variance, not its mean), and every member is a network of γ, so each
+    is used at exactly the noise levels it was trained on.
+    """
+    models = list(models)
+    if not models or not all(isinstance(m, ContinuousModel) for m in models):
+        raise ValueError("ensemble_model needs a non-empty sequence of ddpm_lite.continuous.ContinuousModel.")
+    ends = torch.stack([m.schedule.ends.detach().to("cpu", torch.float64) for m in models]).mean(0)
+    net = EnsembleDenoiser([copy.deepcopy(m.net) for m in models])
+    return ContinuousModel(net, LogSNRSchedule(float(ends[0]), float(ends[1]))).to(models[0].schedule.ends.device)
