@@ -11,12 +11,17 @@ variant alike, and prints rows per CPU-second and each variant's ratio to the pl
 Variants: ``plain``; ``batch-20000`` (one call of 20 000 rows, as chapter 8's by-hand
 check makes); ``channels-last`` (weights and input in NHWC); ``torchscript-frozen``
 (``torch.jit.freeze(torch.jit.trace(...))``); ``no-mkldnn`` (the native convolution);
-``inference-mode``.  ``max |Δ|`` is the largest difference from the plain model's output.
+``inference-mode``; with ``--compile`` also ``inductor`` (``torch.compile``, one fixed shape),
+whose compile time is printed cold (an empty inductor cache) and warm (the cache a second
+compile of the same graph finds).  ``max |Δ|`` is the largest difference from the plain
+model's output.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 import warnings
 
@@ -35,11 +40,28 @@ def rows_per_cpu_second(fn, rows: int, seconds: float) -> float:
     return n / (time.process_time() - start)
 
 
+def compile_twice(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor):
+    """(compiled model, [wall s of the first call cold, warm]): compiled twice, the second from cache."""
+    # An empty cache of our own, so "cold" is what a fresh machine pays.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+    times = []
+    for _ in range(2):
+        torch._dynamo.reset()
+        compiled = torch.compile(model, dynamic=False)
+        start = time.perf_counter()
+        with torch.no_grad():
+            compiled(x, t)
+        times.append(time.perf_counter() - start)
+    return compiled, times
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0, help="per variant and round")
     ap.add_argument("--batch", type=int, default=4096, help="rows per call (bits_per_dim's default)")
+    ap.add_argument("--compile", action="store_true",
+                    help="add torch.compile (needs a C++ compiler); its cold compile uses an empty cache")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -73,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         "no-mkldnn": (no_mkldnn, args.batch),
         "inference-mode": (inference, args.batch),
     }
+    if args.compile:
+        compiled, times = compile_twice(model, xb, tb)
+        print(f"torch.compile: first call {times[0]:.1f} s with an empty cache, "
+              f"{times[1]:.1f} s when the cache holds the graph")
+        variants["inductor"] = (lambda: compiled(xb, tb), args.batch)
     rates: dict[str, list[float]] = {k: [] for k in variants}
     with torch.no_grad():
         ref = model(xb, tb)
