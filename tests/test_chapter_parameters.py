@@ -31,7 +31,7 @@ EXECUTED = {
     "04_posterior": READER,
     "05_reverse_process": READER,
     "06_decoder": READER,
-    "10_exact_gaussian": READER,
+    "10_exact_gaussian": {**READER, "N_BOUND": 2000},  # the bound on more draws than the 1000
     # no T: its chains run over T_GRID; the data variance and an end move instead
     "14_continuous_time": {"SEED": 7, "S2": 1.0, "LOG_SNR_MIN": -6.0},
 }
